@@ -6,6 +6,8 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 type SecretKeySelector struct {
 	Name string `json:"name"`
 	Key  string `json:"key"`
+	// Optional is Kubernetes' SecretKeySelector field; Calico's CRD accepts it.
+	Optional *bool `json:"optional,omitempty"`
 }
 
 // BGPPassword is where a TCP-MD5 password comes from. Calico only has
@@ -114,8 +116,10 @@ type BGPConfigurationSpec struct {
 type Node struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              NodeSpec   `json:"spec,omitempty"`
-	Status            NodeStatus `json:"status,omitempty"`
+	Spec              NodeSpec `json:"spec,omitempty"`
+	// Status is omitted from output when empty (omitzero), so a Node that
+	// never had status written reads like Calico's.
+	Status NodeStatus `json:"status,omitzero"`
 }
 
 type NodeBGPSpec struct {
@@ -137,17 +141,40 @@ type NodeAddress struct {
 }
 
 type NodeSpec struct {
-	BGP                  *NodeBGPSpec  `json:"bgp,omitempty"`
-	IPv4VXLANTunnelAddr  string        `json:"ipv4VXLANTunnelAddr,omitempty"`
-	IPv6VXLANTunnelAddr  string        `json:"ipv6VXLANTunnelAddr,omitempty"`
-	VXLANTunnelMACAddr   string        `json:"vxlanTunnelMACAddr,omitempty"`
-	VXLANTunnelMACAddrV6 string        `json:"vxlanTunnelMACAddrV6,omitempty"`
-	OrchRefs             []OrchRef     `json:"orchRefs,omitempty"`
-	Addresses            []NodeAddress `json:"addresses,omitempty"`
+	BGP                  *NodeBGPSpec       `json:"bgp,omitempty"`
+	IPv4VXLANTunnelAddr  string             `json:"ipv4VXLANTunnelAddr,omitempty"`
+	IPv6VXLANTunnelAddr  string             `json:"ipv6VXLANTunnelAddr,omitempty"`
+	VXLANTunnelMACAddr   string             `json:"vxlanTunnelMACAddr,omitempty"`
+	VXLANTunnelMACAddrV6 string             `json:"vxlanTunnelMACAddrV6,omitempty"`
+	OrchRefs             []OrchRef          `json:"orchRefs,omitempty"`
+	Wireguard            *NodeWireguardSpec `json:"wireguard,omitempty"`
+	Addresses            []NodeAddress      `json:"addresses,omitempty"`
+	Interfaces           []NodeInterface    `json:"interfaces,omitempty"`
+}
+
+// NodeWireguardSpec holds the node's WireGuard interface addresses (Calico
+// field; Tabby does not run WireGuard, but manifests carrying it still load).
+type NodeWireguardSpec struct {
+	InterfaceIPv4Address string `json:"interfaceIPv4Address,omitempty"`
+	InterfaceIPv6Address string `json:"interfaceIPv6Address,omitempty"`
+}
+
+// NodeInterface is one host interface and its addresses.
+type NodeInterface struct {
+	Name      string   `json:"name,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 type NodeStatus struct {
-	PodCIDRs []string `json:"podCIDRs,omitempty"`
+	WireguardPublicKey   string   `json:"wireguardPublicKey,omitempty"`
+	WireguardPublicKeyV6 string   `json:"wireguardPublicKeyV6,omitempty"`
+	PodCIDRs             []string `json:"podCIDRs,omitempty"`
+}
+
+// IsZero reports whether the status holds nothing, for omitzero: an empty
+// but non-nil list counts as nothing too.
+func (s NodeStatus) IsZero() bool {
+	return s.WireguardPublicKey == "" && s.WireguardPublicKeyV6 == "" && len(s.PodCIDRs) == 0
 }
 
 func init() {

@@ -12,6 +12,8 @@ type WorkloadEndpoint struct {
 type IPNAT struct {
 	InternalIP string `json:"internalIP"`
 	ExternalIP string `json:"externalIP"`
+	// Source is "openstack" for OpenStack floating IPs (Calico field).
+	Source string `json:"source,omitempty"`
 }
 
 type WorkloadEndpointPort struct {

@@ -13,8 +13,10 @@ type FelixConfiguration struct {
 	Spec              FelixConfigurationSpec `json:"spec,omitempty"`
 }
 
+// ProtoPort is a failsafe port: protocol (TCP, UDP or SCTP; empty means TCP),
+// port and an optional CIDR.
 type ProtoPort struct {
-	Protocol string `json:"protocol"`
+	Protocol string `json:"protocol,omitempty"`
 	Port     uint16 `json:"port"`
 	Net      string `json:"net,omitempty"`
 }
@@ -114,6 +116,9 @@ type FelixConfigurationSpec struct {
 	IPv6NormalRoutePriority            *int               `json:"ipv6NormalRoutePriority,omitempty"`
 	IPv4ElevatedRoutePriority          *int               `json:"ipv4ElevatedRoutePriority,omitempty"`
 	IPv6ElevatedRoutePriority          *int               `json:"ipv6ElevatedRoutePriority,omitempty"`
+
+	// FelixConfigurationCompat is inlined: the rest of Calico's fields.
+	FelixConfigurationCompat
 }
 
 func init() {

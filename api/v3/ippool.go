@@ -31,6 +31,14 @@ type IPPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              IPPoolSpec `json:"spec,omitempty"`
+	// Status is written by the datastore layer (Calico records whether the
+	// pool is allocatable); nil, and so absent from output, until then.
+	Status *IPPoolStatus `json:"status,omitempty"`
+}
+
+// IPPoolStatus is Calico's IPPool status: conditions such as Allocatable.
+type IPPoolStatus struct {
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 type IPPoolSpec struct {

@@ -3,6 +3,7 @@ package v3
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -40,13 +41,17 @@ func (k KindInfo) New() Resource {
 	return r
 }
 
-var kinds = map[string]KindInfo{}
+var (
+	kinds       = map[string]KindInfo{}
+	kindsByType = map[reflect.Type]string{}
+)
 
 func register(k KindInfo) {
 	if _, dup := kinds[k.Kind]; dup {
 		panic("duplicate kind " + k.Kind)
 	}
 	kinds[k.Kind] = k
+	kindsByType[reflect.TypeOf(k.new())] = k.Kind
 }
 
 // Kinds lists every registered kind, sorted by name.
@@ -94,10 +99,8 @@ func NewResource(kind string) (Resource, error) {
 // KindOf returns the Kind name of r, from its Go type (not from its possibly
 // empty TypeMeta).
 func KindOf(r Resource) string {
-	for _, k := range kinds {
-		if fmt.Sprintf("%T", k.new()) == fmt.Sprintf("%T", r) {
-			return k.Kind
-		}
+	if k, ok := kindsByType[reflect.TypeOf(r)]; ok {
+		return k
 	}
 	return r.GetObjectKind().GroupVersionKind().Kind
 }

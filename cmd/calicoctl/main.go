@@ -6,11 +6,13 @@ import (
 	"os"
 
 	"github.com/tabbynet/tabby/calicoctl/commands"
+	"github.com/tabbynet/tabby/calicoctl/ipamcmd"
 )
 
 func main() {
 	cli := commands.New(os.Stdout, os.Stderr, os.Getenv)
-	// Further command groups (ipam, node) are added here with cli.AddCommand.
+	cli.AddCommand(ipamcmd.NewCommand(cli.Datastore, os.Stdout, os.Stderr))
+	// The node command group is added here with cli.AddCommand.
 	if err := cli.Execute(os.Args[1:]); err != nil {
 		os.Exit(1)
 	}

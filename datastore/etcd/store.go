@@ -424,3 +424,20 @@ func (s *Store) Delete(ctx context.Context, key v3.Key, resourceVersion string) 
 	}
 	return out, nil
 }
+
+// CalicoIPAMPrefix is where Calico's own etcdv3 datastore keeps its IPAM
+// blocks, affinities and handles.
+const CalicoIPAMPrefix = "/calico/ipam/v2/"
+
+// HasCalicoIPAMData reports whether this etcd holds IPAM records written by
+// Calico itself. Tabby keeps its IPAM records elsewhere, so allocating next
+// to live Calico records would hand out addresses Calico's pods still use.
+func (s *Store) HasCalicoIPAMData(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+	defer cancel()
+	resp, err := s.client.Get(ctx, CalicoIPAMPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("look for Calico IPAM records under %s: %w", CalicoIPAMPrefix, err)
+	}
+	return resp.Count > 0, nil
+}

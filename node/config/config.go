@@ -127,6 +127,9 @@ type Pool struct {
 	NATOutgoing      bool
 	NodeSelector     string
 	DisableBGPExport bool
+	// Defaulted is true when the CIDR was not given (CALICO_IPV4POOL_CIDR
+	// unset), so startup may move it off a range the host already uses.
+	Defaulted bool
 }
 
 // Endpoint is an HTTP listener that may be switched off.

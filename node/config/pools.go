@@ -26,10 +26,14 @@ func (r *reader) pools() Pools {
 		return p
 	}
 	if !strings.EqualFold(v4, "none") {
-		if v4 == "" {
+		defaulted := v4 == ""
+		if defaulted {
 			v4 = DefaultIPv4PoolCIDR
 		}
 		p.IPv4 = r.pool(4, v4)
+		if p.IPv4 != nil {
+			p.IPv4.Defaulted = defaulted
+		}
 	}
 	// Calico invents a random ULA pool when CALICO_IPV6POOL_CIDR is unset
 	// (and the host has IPv6); Tabby creates an IPv6 pool only on request.

@@ -2,9 +2,11 @@ package startup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,7 +19,7 @@ import (
 // ensurePools creates the default pool of each family that has none, as
 // Calico's configureIPPools. It returns the pools that exist afterwards and
 // the names it created.
-func ensurePools(ctx context.Context, ds datastore.Interface, cfg config.Pools, log *slog.Logger) ([]*v3.IPPool, []string, error) {
+func ensurePools(ctx context.Context, ds datastore.Interface, cfg config.Pools, sys autodetect.System, log *slog.Logger) ([]*v3.IPPool, []string, error) {
 	list, err := ds.List(ctx, "IPPool", "")
 	if err != nil {
 		return nil, nil, fmt.Errorf("list IP pools to decide whether to create the default pool: %w", err)
@@ -47,7 +49,18 @@ func ensurePools(ctx context.Context, ds datastore.Interface, cfg config.Pools, 
 		if want.pool == nil || want.have {
 			continue
 		}
-		pool, err := createPool(ctx, ds, want.pool, log)
+		p := *want.pool
+		if p.Defaulted {
+			cidr, err := defaultIPv4CIDR(p.CIDR, sys)
+			if err != nil {
+				return all, created, err
+			}
+			if cidr != p.CIDR {
+				log.Info("the default pool CIDR overlaps an address of this host, using another range", "overlapping", p.CIDR.String(), "cidr", cidr.String())
+			}
+			p.CIDR = cidr
+		}
+		pool, err := createPool(ctx, ds, &p, log)
 		if err != nil {
 			return all, created, err
 		}
@@ -109,6 +122,21 @@ func createPool(ctx context.Context, ds datastore.Interface, p *config.Pool, log
 		DisableBGPExport: p.DisableBGPExport,
 	}
 	v3.SetDefaults(pool)
+	family := "4"
+	if p.CIDR.Addr().Is6() {
+		family = "6"
+	}
+	if err := v3.Validate(pool); err != nil {
+		var verr *v3.ValidationError
+		if errors.As(err, &verr) {
+			var reasons []string
+			for _, fe := range verr.Errors {
+				reasons = append(reasons, fe.Error())
+			}
+			return nil, fmt.Errorf("CALICO_IPV%sPOOL_CIDR=%s: the default pool would be invalid: %s", family, p.CIDR, strings.Join(reasons, "; "))
+		}
+		return nil, fmt.Errorf("CALICO_IPV%sPOOL_CIDR=%s: the default pool would be invalid: %w", family, p.CIDR, err)
+	}
 	out, err := ds.Create(ctx, pool)
 	if err != nil {
 		if datastore.IsAlreadyExists(err) {
@@ -123,4 +151,43 @@ func createPool(ctx context.Context, ds datastore.Interface, p *config.Pool, log
 	log.Info("created default IP pool", "pool", p.Name, "cidr", p.CIDR.String(), "blockSize", p.BlockSize,
 		"ipipMode", p.IPIPMode, "vxlanMode", p.VXLANMode, "natOutgoing", p.NATOutgoing)
 	return out.(*v3.IPPool), nil
+}
+
+// defaultIPv4CIDR returns the default pool's CIDR, moved off the host's own
+// ranges as Calico does: 192.168.0.0/16 is the default, but a node whose
+// LAN is inside it would black-hole its own subnet (the blackhole route of
+// an owned block is more specific than the connected route), so the first
+// of 172.16.0.0/16 ... 172.31.0.0/16 that overlaps no host address is used
+// instead. It applies only when CALICO_IPV4POOL_CIDR was not given.
+func defaultIPv4CIDR(preferred netip.Prefix, sys autodetect.System) (netip.Prefix, error) {
+	ifaces, err := sys.Interfaces()
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("list this host's addresses to place the default IP pool: %w", err)
+	}
+	var host []netip.Prefix
+	for _, iface := range ifaces {
+		for _, a := range iface.Addrs {
+			if a.Addr().Is4() && !a.Addr().IsLoopback() && !a.Addr().IsLinkLocalUnicast() {
+				host = append(host, a.Masked())
+			}
+		}
+	}
+	free := func(c netip.Prefix) bool {
+		for _, h := range host {
+			if h.Overlaps(c) {
+				return false
+			}
+		}
+		return true
+	}
+	if free(preferred) {
+		return preferred, nil
+	}
+	for second := 16; second <= 31; second++ {
+		c := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(second), 0, 0}), 16)
+		if free(c) {
+			return c, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("CALICO_IPV4POOL_CIDR is unset and %s and every range of 172.16.0.0/16-172.31.0.0/16 overlap this host's addresses: set CALICO_IPV4POOL_CIDR", preferred)
 }

@@ -43,6 +43,9 @@ type Result struct {
 // without Calico's search for a range that avoids host addresses; an IPv6
 // pool is only created when CALICO_IPV6POOL_CIDR is set.
 func Run(ctx context.Context, ds datastore.Interface, cfg config.Config, sys autodetect.System, log *slog.Logger) (Result, error) {
+	if err := refuseCalicoIPAM(ctx, ds); err != nil {
+		return Result{}, err
+	}
 	var res Result
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -55,7 +58,7 @@ func Run(ctx context.Context, ds datastore.Interface, cfg config.Config, sys aut
 	if err != nil {
 		return Result{}, err
 	}
-	pools, created, err := ensurePools(ctx, ds, cfg.Pools, log)
+	pools, created, err := ensurePools(ctx, ds, cfg.Pools, sys, log)
 	if err != nil {
 		return Result{}, err
 	}
@@ -291,6 +294,32 @@ func writeNodename(path, name string) error {
 	}
 	if err := os.WriteFile(path, []byte(name), 0o644); err != nil {
 		return fmt.Errorf("write node name file %s: %w", path, err)
+	}
+	return nil
+}
+
+// calicoIPAMChecker is implemented by datastores that can tell whether Calico
+// itself keeps IPAM records there (the etcd backend).
+type calicoIPAMChecker interface {
+	HasCalicoIPAMData(ctx context.Context) (bool, error)
+}
+
+// refuseCalicoIPAM stops startup on a datastore that still holds Calico's own
+// IPAM records: Tabby keeps its records under another key prefix, so it would
+// not see the blocks Calico's running pods use and could hand their
+// addresses out again.
+func refuseCalicoIPAM(ctx context.Context, ds datastore.Interface) error {
+	c, ok := ds.(calicoIPAMChecker)
+	if !ok {
+		return nil
+	}
+	found, err := c.HasCalicoIPAMData(ctx)
+	if err != nil {
+		return err
+	}
+	if found {
+		return errors.New("this etcd holds Calico's own IPAM records (/calico/ipam/v2/); Tabby would not see the addresses they hold " +
+			"and could hand them out twice: migrate or remove Calico's IPAM data first (Tabby reads IPAM from /calico/resources/v3/)")
 	}
 	return nil
 }

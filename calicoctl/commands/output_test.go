@@ -79,9 +79,9 @@ func TestGetOutputFormats(t *testing.T) {
 				"pool-a    10.1.0.0/16    all()          \n" +
 				"pool-v6   fd00:10::/48   rack == 'r1'   \n\n"},
 		{[]string{"get", "ippool", "-o", "wide"},
-			"NAME      CIDR           NAT     IPIPMODE   VXLANMODE     DISABLED   DISABLEBGPEXPORT   SELECTOR       \n" +
-				"pool-a    10.1.0.0/16    true    Always     Never         false      false              all()          \n" +
-				"pool-v6   fd00:10::/48   false   Never      CrossSubnet   true       false              rack == 'r1'   \n\n"},
+			"NAME      CIDR           NAT     IPIPMODE   VXLANMODE     DISABLED   DISABLEBGPEXPORT   SELECTOR       ASSIGNMENTMODE   \n" +
+				"pool-a    10.1.0.0/16    true    Always     Never         false      false              all()          Automatic        \n" +
+				"pool-v6   fd00:10::/48   false   Never      CrossSubnet   true       false              rack == 'r1'   Automatic        \n\n"},
 		{[]string{"get", "pools", "pool-v6", "-o", "custom-columns=NAME,VXLANMODE,DISABLED"},
 			"NAME      VXLANMODE     DISABLED   \n" +
 				"pool-v6   CrossSubnet   true       \n\n"},

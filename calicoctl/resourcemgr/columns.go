@@ -33,7 +33,7 @@ type table struct {
 var tables = map[string]table{
 	"IPPool": {
 		narrow: []string{"NAME", "CIDR", "SELECTOR"},
-		wide:   []string{"NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR"},
+		wide:   []string{"NAME", "CIDR", "NAT", "IPIPMODE", "VXLANMODE", "DISABLED", "DISABLEBGPEXPORT", "SELECTOR", "ASSIGNMENTMODE"},
 		columns: map[string]columnFunc{
 			"NAME":             name,
 			"CIDR":             pool(func(p *v3.IPPool) string { return p.Spec.CIDR }),

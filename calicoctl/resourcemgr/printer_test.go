@@ -67,9 +67,9 @@ func TestTables(t *testing.T) {
 				"default-ipv4-ippool   192.168.0.0/16   all()         \n" +
 				"p2                    fd00::/48        rack == 'a'   \n\n"},
 		{"ippool wide", "wide", []Result{{Kind: "IPPool", List: true, Resources: pools()}}, PrintOptions{},
-			"NAME                  CIDR             NAT     IPIPMODE   VXLANMODE     DISABLED   DISABLEBGPEXPORT   SELECTOR      \n" +
-				"default-ipv4-ippool   192.168.0.0/16   true    Always     Never         false      false              all()         \n" +
-				"p2                    fd00::/48        false   Never      CrossSubnet   true       false              rack == 'a'   \n\n"},
+			"NAME                  CIDR             NAT     IPIPMODE   VXLANMODE     DISABLED   DISABLEBGPEXPORT   SELECTOR      ASSIGNMENTMODE   \n" +
+				"default-ipv4-ippool   192.168.0.0/16   true    Always     Never         false      false              all()         Automatic        \n" +
+				"p2                    fd00::/48        false   Never      CrossSubnet   true       false              rack == 'a'   Automatic        \n\n"},
 		{"ippool custom", "custom-columns=name,CIDR,ipipmode", []Result{{Kind: "IPPool", List: true, Resources: pools()}}, PrintOptions{},
 			"NAME                  CIDR             IPIPMODE   \n" +
 				"default-ipv4-ippool   192.168.0.0/16   Always     \n" +

@@ -1,10 +1,12 @@
 package felix
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tabbynet/tabby/bgp"
 	"github.com/tabbynet/tabby/felix/dataplane"
 )
 
@@ -61,6 +63,24 @@ type Config struct {
 	// Dataplane is where states are applied; nil means the kernel of the
 	// current network namespace.
 	Dataplane Dataplane
+	// RemoteRoutes is where routes to other nodes' blocks (and anything
+	// else learned over BGP) come from; nil when BGP is off. Until it
+	// reports its initial sync, remote routes already in the kernel are
+	// kept rather than pruned.
+	RemoteRoutes RemoteRouteSource
+}
+
+// RemoteRouteSource is the BGP side of Felix (bgp/controller.Controller
+// implements it): learned routes as deltas, one consumer, and the end of
+// BGP's initial sync.
+type RemoteRouteSource interface {
+	// RouteChanges is signalled when TakeRouteChanges has something.
+	RouteChanges() <-chan struct{}
+	// TakeRouteChanges returns the routes added or changed and the prefixes
+	// withdrawn since the previous call.
+	TakeRouteChanges() (changed []bgp.Route, withdrawn []netip.Prefix)
+	// Synced is closed once BGP's initial sync is over.
+	Synced() <-chan struct{}
 }
 
 func (c Config) withDefaults() Config {

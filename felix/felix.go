@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	v3 "github.com/tabbynet/tabby/api/v3"
 	"github.com/tabbynet/tabby/datastore"
@@ -43,6 +45,11 @@ type Felix struct {
 	// confirmed yet (a nil endpoint is a removal).
 	local    map[v3.Key]localIntent
 	dsInSync bool
+	// remote are the routes learned over BGP (prefix to next hop), kept up
+	// to date from cfg.RemoteRoutes; bgpSynced is set when its initial sync
+	// is over (always, without BGP).
+	remote    map[netip.Prefix]netip.Addr
+	bgpSynced bool
 	// gen counts intent changes; an apply covers the intent up to the gen
 	// it snapshotted.
 	gen uint64
@@ -73,9 +80,16 @@ func New(cfg Config, ds datastore.Interface, nodeName string, log *slog.Logger) 
 	log = log.With("component", "felix", "node", nodeName)
 	dp := cfg.Dataplane
 	if dp == nil {
-		// The zero Handle opens a socket per request in the caller's
-		// namespace: the host's for the node agent.
-		dp = dataplane.NewReconciler(&netlink.Handle{}, dataplane.ProcSys{}, log.With("component", "dataplane"))
+		// One netlink socket for the process's life, opened in the caller's
+		// namespace (the host's for the node agent). netlink's zero Handle
+		// would open one per request, which costs more than the route:
+		// 100k routes took 2.0 s that way against 0.76 s on one socket.
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			log.Warn("cannot open a netlink socket; using one per request", "err", err)
+			h = &netlink.Handle{}
+		}
+		dp = dataplane.NewReconciler(h, dataplane.ProcSys{}, log.With("component", "dataplane"))
 	}
 	return &Felix{
 		cfg:        cfg,
@@ -88,6 +102,8 @@ func New(cfg Config, ds datastore.Interface, nodeName string, log *slog.Logger) 
 		dsWEPs:     map[v3.Key]*v3.WorkloadEndpoint{},
 		affinities: map[v3.Key]*v3.BlockAffinity{},
 		local:      map[v3.Key]localIntent{},
+		remote:     map[netip.Prefix]netip.Addr{},
+		bgpSynced:  cfg.RemoteRoutes == nil,
 		applied:    make(chan struct{}),
 	}
 }
@@ -106,7 +122,13 @@ func (f *Felix) Run(ctx context.Context) error {
 		syncErr <- f.runSyncer(ctx)
 		cancel()
 	}()
+	routesDone := make(chan struct{})
+	go func() {
+		defer close(routesDone)
+		f.followRemoteRoutes(ctx)
+	}()
 	f.loop(ctx)
+	<-routesDone
 	err := <-syncErr
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("felix: datastore syncer: %w", err)
@@ -197,6 +219,40 @@ func (f *Felix) onInSync() {
 	f.signal()
 }
 
+// followRemoteRoutes records the routes BGP learns (intent only, like the
+// syncer callbacks) and when its initial sync ends.
+func (f *Felix) followRemoteRoutes(ctx context.Context) {
+	src := f.cfg.RemoteRoutes
+	if src == nil {
+		return
+	}
+	synced := src.Synced()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-src.RouteChanges():
+		case <-synced:
+			synced = nil
+			f.log.Info("BGP initial sync over; remote routes not re-learned will now be pruned")
+		}
+		changed, withdrawn := src.TakeRouteChanges()
+		f.mu.Lock()
+		for _, p := range withdrawn {
+			delete(f.remote, p)
+		}
+		for _, r := range changed {
+			f.remote[r.Prefix] = r.NextHop
+		}
+		if synced == nil {
+			f.bgpSynced = true
+		}
+		f.gen++
+		f.mu.Unlock()
+		f.signal()
+	}
+}
+
 // --- the loop ---
 
 func (f *Felix) loop(ctx context.Context) {
@@ -211,6 +267,11 @@ func (f *Felix) loop(ctx context.Context) {
 
 	var backoff time.Duration
 	var lastApply time.Time
+	// full asks for an apply that dumps the kernel (the first one, the
+	// periodic resync, and the one after BGP's initial sync, which prunes
+	// the remote routes kept meanwhile); the others write only what
+	// changed, which is what a burst of 100k BGP routes needs.
+	full, lastKeep := true, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,6 +279,7 @@ func (f *Felix) loop(ctx context.Context) {
 		case <-f.kick:
 		case <-resync.C:
 			f.log.Debug("periodic resync")
+			full = true
 		case <-retry.C:
 		case <-expiry.C:
 		}
@@ -236,12 +298,15 @@ func (f *Felix) loop(ctx context.Context) {
 		default:
 		}
 
-		in, gen, nextExpiry, ok := f.snapshot(time.Now())
+		in, keepRemote, gen, nextExpiry, ok := f.snapshot(time.Now())
 		if !ok {
 			f.log.Debug("datastore not in sync yet; writing nothing")
 			continue
 		}
 		desired, problems := calc.Compute(in)
+		desired.KeepRemoteRoutes = keepRemote
+		desired.Incremental = !full && keepRemote == lastKeep
+		full, lastKeep = false, keepRemote
 		start := time.Now()
 		reached, err := f.dp.Apply(desired)
 		lastApply = time.Now()
@@ -275,12 +340,13 @@ func stopTimer(t *time.Timer) {
 }
 
 // snapshot copies the intent for calc, dropping expired CNI-path records.
-// ok is false before the first datastore sync.
-func (f *Felix) snapshot(now time.Time) (in calc.Input, gen uint64, nextExpiry time.Time, ok bool) {
+// ok is false before the first datastore sync; keepRemote is true until
+// BGP's initial sync.
+func (f *Felix) snapshot(now time.Time) (in calc.Input, keepRemote bool, gen uint64, nextExpiry time.Time, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.dsInSync {
-		return in, 0, time.Time{}, false
+		return in, false, 0, time.Time{}, false
 	}
 	for key, li := range f.local {
 		if !now.Before(li.expires) {
@@ -307,8 +373,9 @@ func (f *Felix) snapshot(now time.Time) (in calc.Input, gen uint64, nextExpiry t
 		Affinities:   slices.Collect(maps.Values(f.affinities)),
 		IPForwarding: f.cfg.IPForwarding != IPForwardingDisabled,
 		IPv6Support:  *f.cfg.IPv6Support,
+		RemoteRoutes: maps.Clone(f.remote),
 	}
-	return in, f.gen, nextExpiry, true
+	return in, !f.bgpSynced, f.gen, nextExpiry, true
 }
 
 func (f *Felix) publish(res applyResult) {

@@ -33,6 +33,10 @@ type Reconciler struct {
 	// describe routes found in the kernel.
 	ifNames map[int]string
 	last    State
+	// trusted says last is what the kernel holds of ours: the previous
+	// apply succeeded in full. Only then may an Incremental apply skip the
+	// dump.
+	trusted bool
 }
 
 type ifaceConfig struct {
@@ -54,7 +58,8 @@ func NewReconciler(nl Netlink, sys Sysctls, log *slog.Logger) *Reconciler {
 }
 
 // Apply makes the kernel match want and returns the state it actually
-// reached with the joined failures (*RouteError, *IfaceError, ...). It dumps
+// reached (read-only: the reconciler keeps it as its record) with the
+// joined failures (*RouteError, *IfaceError, ...). It dumps
 // the main table once per family, keeps only protocol-98 routes as its own,
 // adds or replaces every missing or different route before deleting any
 // stale one, and keeps going after a failure, so one bad route never holds
@@ -83,31 +88,47 @@ func (r *Reconciler) Apply(want State) (State, error) {
 		}
 	}
 
-	kernel, err := r.dumpMain()
-	if err != nil {
+	var kernel []netlink.Route
+	if want.Incremental && r.trusted {
+		var derrs []error
+		reached.Routes, derrs = r.reconcileRoutesDelta(want.Routes, links)
+		errs = append(errs, derrs...)
+	} else if k, err := r.dumpMain(); err != nil {
 		// Without the kernel's view no diff is safe; what we last reached
 		// is the best description of what is there.
 		errs = append(errs, err)
 		reached.Routes = maps.Clone(r.last.Routes)
 	} else {
-		errs = append(errs, r.reconcileRoutes(want.Routes, kernel, links, reached.Routes)...)
+		kernel = k
+		// Sized up front: growing a map of 100k BGP routes costs more than
+		// filling it.
+		reached.Routes = make(map[netip.Prefix]Route, len(want.Routes))
+		errs = append(errs, r.reconcileRoutes(want.Routes, want.KeepRemoteRoutes, kernel, links, reached.Routes)...)
 	}
 
 	errs = append(errs, r.configureIfaces(want, links, reached.WorkloadIfaces)...)
 
 	// Forget names of interfaces neither looked up now nor used by a route:
-	// with pod churn, ifindexes only grow.
-	inUse := map[int]bool{}
-	for _, k := range kernel {
-		inUse[k.LinkIndex] = true
+	// with pod churn, ifindexes only grow. (Only with a dump in hand: an
+	// incremental apply does not see every route.)
+	if kernel != nil {
+		inUse := map[int]bool{}
+		for _, k := range kernel {
+			inUse[k.LinkIndex] = true
+		}
+		for _, res := range links.cache {
+			inUse[res.index] = true
+		}
+		maps.DeleteFunc(r.ifNames, func(idx int, _ string) bool { return !inUse[idx] })
 	}
-	for _, res := range links.cache {
-		inUse[res.index] = true
-	}
-	maps.DeleteFunc(r.ifNames, func(idx int, _ string) bool { return !inUse[idx] })
 
-	r.last = reached.Clone()
-	return reached, errors.Join(errs...)
+	// Shared, not copied: neither side modifies a State after Apply (an
+	// incremental apply copies last before changing it), and copying 100k
+	// routes per apply showed in profiles.
+	r.last = reached
+	err := errors.Join(errs...)
+	r.trusted = err == nil
+	return reached, err
 }
 
 // linkCache resolves each interface name at most once per apply.
@@ -195,7 +216,7 @@ func familyName(family int) string {
 
 // reconcileRoutes is the route diff: adds and replaces first, deletes last.
 // Successfully programmed or already correct routes go into reached.
-func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, kernel []netlink.Route, links *linkCache, reached map[netip.Prefix]Route) []error {
+func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, keepRemote bool, kernel []netlink.Route, links *linkCache, reached map[netip.Prefix]Route) []error {
 	ours := map[routeKey][]netlink.Route{}
 	foreign := map[routeKey]netlink.Route{}
 	for _, k := range kernel {
@@ -211,7 +232,7 @@ func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, kernel []netli
 	}
 
 	var errs []error
-	var added, replaced, deleted int
+	var added, replaced, deleted, kept int
 	// What happened at each key holding a desired route: matched keys keep
 	// the matching route and lose any extra copy of ours; written keys are
 	// never pruned in this pass, because the route there was overwritten in
@@ -290,6 +311,10 @@ func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, kernel []netli
 			if o, ok := settled[key]; ok && (o.written || matches(k, o.route, o.ifindex)) {
 				continue
 			}
+			if _, listed := settled[key]; keepRemote && !listed && k.Type == unix.RTN_UNICAST && k.Gw != nil {
+				kept++ // a remote route of the previous run, until BGP has synced
+				continue
+			}
 			if err := r.nl.RouteDel(deleteRequest(k)); err != nil && !deleteGone(err) {
 				stale := r.fromKernel(k)
 				errs = append(errs, &RouteError{Op: "delete", Route: stale, Err: err})
@@ -304,7 +329,7 @@ func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, kernel []netli
 	}
 	if added+replaced+deleted > 0 || len(errs) > 0 {
 		r.log.Info("reconciled routes", "added", added, "replaced", replaced, "deleted", deleted,
-			"failed", len(errs), "programmed", len(reached))
+			"failed", len(errs), "programmed", len(reached), "keptUntilBGPSync", kept)
 	}
 	return errs
 }

@@ -207,6 +207,22 @@ type State struct {
 	// workload interfaces their IPv6 sysctls (proxy_ndp, forwarding,
 	// accept_ra=0).
 	IPv6Forwarding bool
+	// KeepRemoteRoutes keeps (does not prune) routes of ours via a gateway
+	// that Routes does not list. Felix sets it until BGP reports its initial
+	// sync after an agent restart: those routes were learned by the previous
+	// run and are being learned again, and deleting them in between would
+	// drop traffic that is still flowing. It is an instruction, not state:
+	// Equal ignores it and a reached State never has it.
+	KeepRemoteRoutes bool
+	// Incremental lets Apply write only what changed since the previous
+	// apply, without dumping the routing table, when that apply fully
+	// succeeded. It is what makes a burst of BGP routes (100,000 arriving
+	// in batches) cost the writes and not a full table dump per batch.
+	// Felix leaves it off for its periodic resync, which repairs anything
+	// changed behind Tabby's back. Like KeepRemoteRoutes, an instruction:
+	// Equal ignores it. The reconciler may keep an incremental State's
+	// maps as its record of the kernel: do not modify them afterwards.
+	Incremental bool
 }
 
 // NewState returns an empty State with its maps allocated.

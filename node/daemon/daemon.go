@@ -33,8 +33,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vishvananda/netlink"
 
 	"github.com/tabbynet/tabby/felix"
+	"github.com/tabbynet/tabby/felix/dataplane"
 	"github.com/tabbynet/tabby/internal/version"
 	"github.com/tabbynet/tabby/ipam"
 	"github.com/tabbynet/tabby/node/agent"
@@ -120,6 +122,18 @@ func New(cfg config.Config, opts Options) *Daemon {
 	d.lc.append(ds)
 	d.startup = &startupCell{cfg: cfg, ds: ds, sys: opts.System, log: log.With("component", "startup")}
 	d.lc.append(d.startup)
+	var bgpc *bgpCell
+	if cfg.NetworkingBackend == "bird" {
+		bgpc = &bgpCell{nodeName: cfg.NodeName, ds: ds, agg: d.health, log: log, fatal: d.fatal,
+			readyInterval: max(opts.ProbeInterval, time.Second)}
+		switch hr := opts.Dataplane.(type) {
+		case interface{ HasRemoteRoutes() (bool, error) }:
+			bgpc.remoteRoutesPresent = hr.HasRemoteRoutes
+		case nil:
+			bgpc.remoteRoutesPresent = func() (bool, error) { return dataplane.HasRemoteRoutes(&netlink.Handle{}) }
+		}
+		d.lc.append(bgpc)
+	}
 	ipv6 := cfg.IPv6Support
 	fx := &felixCell{
 		cfg: felix.Config{
@@ -129,7 +143,7 @@ func New(cfg config.Config, opts Options) *Daemon {
 			Registerer:           d.registry,
 			Dataplane:            opts.Dataplane,
 		},
-		ds: ds, nodeName: cfg.NodeName, log: log, fatal: d.fatal,
+		ds: ds, bgp: bgpc, nodeName: cfg.NodeName, log: log, fatal: d.fatal,
 	}
 	d.lc.append(fx)
 	d.lc.append(&monitorCell{agg: d.health, ds: ds, dp: fx, nodeName: cfg.NodeName, interval: opts.ProbeInterval, log: log})
@@ -138,7 +152,12 @@ func New(cfg config.Config, opts Options) *Daemon {
 		log:    log.With("component", "agent"),
 		fatal:  d.fatal,
 		opts: func() agent.Options {
+			var bgpStatus agent.BGPStatus
+			if bgpc != nil {
+				bgpStatus = bgpc.c
+			}
 			return agent.Options{
+				BGP:       bgpStatus,
 				NodeName:  cfg.NodeName,
 				Datastore: ds.ds,
 				IPAM:      ipam.New(ds.ds, log.With("component", "ipam")),

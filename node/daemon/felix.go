@@ -13,6 +13,7 @@ import (
 type felixCell struct {
 	cfg      felix.Config
 	ds       *datastoreCell
+	bgp      *bgpCell // nil when BGP is off; started before this cell
 	nodeName string
 	log      *slog.Logger
 	fatal    func(error)
@@ -25,6 +26,7 @@ type felixCell struct {
 func (c *felixCell) Name() string { return "felix" }
 
 func (c *felixCell) Start(context.Context) error {
+	c.cfg.RemoteRoutes = c.bgp.routes()
 	c.f = felix.New(c.cfg, c.ds.ds, c.nodeName, c.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.done = cancel, make(chan struct{})

@@ -49,5 +49,12 @@ generate:
 bench: deps build
 	@./scripts/bench.sh
 
+# A three-node cluster on this machine: network namespaces on a fabric, an FRR
+# top-of-rack router, an embedded etcd, calico-node per node, pods through the
+# CNI plugin; prints the connectivity matrix and each node's status, then
+# tears everything down. DEMO_ARGS='-topology rr -rr 2' / '-topology tor -nodes 4' / '-hold'.
+demo: deps build
+	@./scripts/demo.sh $(DEMO_ARGS)
+
 clean:
 	rm -rf $(BIN)

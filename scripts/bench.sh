@@ -23,4 +23,8 @@ if [[ -d tests/bench ]]; then
   run "CNI ADD latency: Tabby (calico + calico-ipam) vs reference ptp + host-local" \
     go test -count 1 -timeout 20m -run 'TestBench' -v ./tests/bench/
 fi
+run "BGP: 100,000 prefixes from a BIRD peer into the kernel (Tabby vs BIRD vs raw netlink)" \
+  go test -run '^$' -bench BenchmarkBGP100kPrefixes -benchtime 1x -count 1 -timeout 30m ./tests/bench/
+run "BGP: full mesh of 20 and 50 nodes, cold start (Tabby vs BIRD)" \
+  go test -run '^$' -bench BenchmarkBGPFullMesh -benchtime 1x -count 1 -timeout 30m ./tests/bench/
 echo; echo "results also in $out"

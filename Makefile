@@ -11,7 +11,7 @@ BINARIES  := $(notdir $(wildcard cmd/*))
 # go test flags; CI passes nothing extra. -p 2 matches the 2-core machines.
 TESTFLAGS ?= -count=1 -p 2 -timeout 20m
 
-.PHONY: all deps build test unit vet fmt-check generate bench demo clean
+.PHONY: all deps build test unit vet fmt-check tidy-check generate bench demo clean
 
 all: build
 
@@ -25,8 +25,12 @@ build: deps
 # The whole suite: unit, privileged (netns, real kernel; skipped without root
 # unless TABBY_REQUIRE_PRIVILEGED=1, which CI sets, makes them fail instead),
 # and the end-to-end lab tests under tests/.
-test: deps build vet fmt-check
+test: deps build vet fmt-check tidy-check
 	$(GO) test $(TESTFLAGS) ./...
+
+# go.mod must list exactly what the code imports, every module pinned.
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 # Only the packages that need neither root nor network namespaces to be meaningful.
 unit:

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v3 "github.com/tabbynet/tabby/api/v3"
@@ -48,34 +49,161 @@ type assigned struct {
 // blocks. Each address is returned with its block's prefix length, as
 // Calico does. Either every requested address is assigned or none is.
 func (m *IPAM) AutoAssign(ctx context.Context, args AssignArgs) (v4, v6 []netip.Prefix, err error) {
+	v4, v6, _, err = m.autoAssignOnce(ctx, args, false)
+	return v4, v6, err
+}
+
+// AssignOnce is AutoAssign for a handle that stands for one workload (a
+// CNI ADD's "k8s-pod-network.<containerID>"): when the handle already
+// holds addresses, a retried ADD, it returns those with existing set and
+// assigns nothing. Finding out costs nothing extra for a new handle, whose
+// record this call creates anyway.
+func (m *IPAM) AssignOnce(ctx context.Context, args AssignArgs) (v4, v6 []netip.Prefix, existing bool, err error) {
+	if args.HandleID == "" {
+		return nil, nil, false, errors.New("assign once: handle is empty")
+	}
+	return m.autoAssignOnce(ctx, args, true)
+}
+
+func (m *IPAM) autoAssignOnce(ctx context.Context, args AssignArgs, once bool) (v4, v6 []netip.Prefix, existing bool, err error) {
 	if args.Node == "" {
-		return nil, nil, errors.New("auto-assign: node name is empty")
+		return nil, nil, false, errors.New("auto-assign: node name is empty")
 	}
 	if args.Num4 < 0 || args.Num6 < 0 {
-		return nil, nil, fmt.Errorf("auto-assign: negative address count (%d IPv4, %d IPv6)", args.Num4, args.Num6)
+		return nil, nil, false, fmt.Errorf("auto-assign: negative address count (%d IPv4, %d IPv6)", args.Num4, args.Num6)
 	}
 	if args.Num4 == 0 && args.Num6 == 0 {
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
-	unlock, err := m.lockNode(ctx, args.Node)
+	// The node, pools and configuration are read before queueing for the
+	// node: nothing in them is compare-and-swapped, and the node's writes
+	// then wait for nothing else. The handle is counted meanwhile for the
+	// block the request will most likely get (countEarly).
+	req := &assignRequest{args: args, attrs: m.attrsFor(args.Attrs, args.Node)}
+	var wg sync.WaitGroup
+	goCatch(&wg, &err, func() (err error) { req.in, err = m.readInputs(ctx, args.Node); return err })
+	var earlyErr error // countEarly only logs its failures; a panic is this
+	created := false
+	if args.HandleID != "" {
+		goCatch(&wg, &earlyErr, func() error { created = m.countEarly(ctx, req, once); return nil })
+	}
+	wg.Wait()
+	err = errors.Join(err, earlyErr)
+	if err == nil && once && !created {
+		// The handle may exist: read what it holds.
+		var held []netip.Prefix
+		if held, err = m.handlePrefixes(ctx, args.HandleID); err == nil && len(held) > 0 {
+			m.dropEarly(ctx, req)
+			for _, p := range held {
+				if p.Addr().Is4() {
+					v4 = append(v4, p)
+				} else {
+					v6 = append(v6, p)
+				}
+			}
+			return v4, v6, true, nil
+		}
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("auto-assign for node %q: %w", args.Node, err)
+		m.dropEarly(ctx, req)
+		return nil, nil, false, fmt.Errorf("auto-assign for node %q: %w", args.Node, err)
 	}
-	defer unlock()
-	attrs := m.attrsFor(args.Attrs, args.Node)
-	var got4, got6 []assigned
-	if args.Num4 > 0 {
-		if got4, err = m.autoAssign(ctx, args, attrs, 4, args.Num4, args.IPv4Pools); err != nil {
-			return nil, nil, fmt.Errorf("auto-assign IPv4 for node %q: %w", args.Node, err)
+	got4, got6, err := m.assignQueued(ctx, req)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return prefixes(got4), prefixes(got6), false, nil
+}
+
+// use is the pool use the request's addresses are for.
+func (a AssignArgs) use() v3.IPPoolAllowedUse {
+	if a.Tunnel {
+		return v3.IPPoolAllowedUseTunnel
+	}
+	return v3.IPPoolAllowedUseWorkload
+}
+
+// assignRequest is one AutoAssign call, shared by its IPv4 and IPv6 halves.
+type assignRequest struct {
+	args  AssignArgs
+	attrs map[string]string
+	in    inputs
+	// handleWritten: this request has written the handle record, so it
+	// exists; until then, the handle is most likely new (one per
+	// container), and creating it is tried before reading it.
+	handleWritten bool
+	// earlyN addresses of block early were counted in the handle ahead of
+	// the block write (countEarly). The block write that uses early takes
+	// the count over; whatever is left is taken back (dropEarly).
+	early  netip.Prefix
+	earlyN int
+	// reservedN addresses of block reserved are reserved in the block
+	// cache for this request's guess (blockCache.reserveFirst).
+	reserved  netip.Prefix
+	reservedN int
+}
+
+// countEarly counts the request's first addresses in its handle for the
+// node's cached block with room, while the inputs are still being read:
+// the handle write must come before the block write (see the package
+// comment), and this way it costs no time of its own when the guess is
+// right, which it is unless the block filled up or the request names pools
+// that do not hold it. A wrong guess is taken back; an over-counting handle
+// in between is the state a crash may leave anyway.
+//
+// With createOnly, only a new handle is counted (AssignOnce must not count
+// addresses for a handle that turns out to hold some already). It reports
+// whether it created the handle.
+func (m *IPAM) countEarly(ctx context.Context, req *assignRequest, createOnly bool) (created bool) {
+	ver, n := 4, req.args.Num4
+	if n == 0 {
+		ver, n = 6, req.args.Num6
+	}
+	p, ok := m.blocks.reserveFirst(req.args.Node, ver, n)
+	if !ok {
+		return false
+	}
+	req.reserved, req.reservedN = p, n
+	var err error
+	if createOnly {
+		err = m.createHandle(ctx, req.args.HandleID, p, n)
+	} else {
+		err = m.adjustHandle(ctx, req.args.HandleID, p, plus(n), true)
+	}
+	if err != nil {
+		if !datastore.IsAlreadyExists(err) {
+			m.log.Debug("could not count the handle ahead of the block write; counting it with the write", "handle", req.args.HandleID, "err", err)
 		}
+		return false
 	}
-	if args.Num6 > 0 {
-		if got6, err = m.autoAssign(ctx, args, attrs, 6, args.Num6, args.IPv6Pools); err != nil {
-			m.rollback(ctx, args.HandleID, got4)
-			return nil, nil, fmt.Errorf("auto-assign IPv6 for node %q: %w", args.Node, err)
-		}
+	req.handleWritten = true
+	req.early, req.earlyN = p, n
+	return createOnly
+}
+
+// takeEarly hands the early count over to a write of block p of n addresses
+// for the request, or returns 0 when the early count is for something else.
+func (req *assignRequest) takeEarly(p netip.Prefix) int {
+	if req.earlyN == 0 || req.early != p {
+		return 0
 	}
-	return prefixes(got4), prefixes(got6), nil
+	n := req.earlyN
+	req.earlyN = 0
+	return n
+}
+
+// dropEarly takes back an early count no block write used, and ends the
+// request's reservation of the block it guessed. Every request that went
+// through countEarly comes here once it is finished.
+func (m *IPAM) dropEarly(ctx context.Context, req *assignRequest) {
+	if req.earlyN != 0 {
+		m.undoHandle(ctx, req.args.HandleID, req.early, req.earlyN)
+		req.earlyN = 0
+	}
+	if req.reservedN != 0 {
+		m.blocks.unreserve(req.reserved, req.reservedN)
+		req.reservedN = 0
+	}
 }
 
 func prefixes(as []assigned) []netip.Prefix {
@@ -101,39 +229,40 @@ func (m *IPAM) attrsFor(in map[string]string, node string) map[string]string {
 	return attrs
 }
 
-// autoAssign assigns num addresses of one IP version, or none.
-func (m *IPAM) autoAssign(ctx context.Context, args AssignArgs, attrs map[string]string, ver, num int, requested []string) (got []assigned, err error) {
-	use := v3.IPPoolAllowedUseWorkload
-	if args.Tunnel {
-		use = v3.IPPoolAllowedUseTunnel
-	}
+// autoAssign assigns num addresses of one IP version, or none: the
+// one-request path, run with the node's lock held (by writeBatch).
+func (m *IPAM) autoAssign(ctx context.Context, req *assignRequest, ver, num int, requested []string) (got []assigned, err error) {
+	args := req.args
 	defer func() {
 		if err != nil {
 			m.rollback(ctx, args.HandleID, got)
 			got = nil
 		}
 	}()
-	labels, err := m.nodeLabels(ctx, args.Node)
+	pools, err := selectPools(req.in.pools, ver, requested, args.Node, req.in.labels, args.use())
 	if err != nil {
 		return nil, err
 	}
-	all, err := m.loadPools(ctx)
-	if err != nil {
-		return nil, err
-	}
-	pools, err := selectPools(all, ver, requested, args.Node, labels, use)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := m.GetConfig(ctx)
-	if err != nil {
-		return nil, err
-	}
+	cfg := req.in.cfg
 	node := args.Node
 	take := func(b *blockState, owner string) error {
-		as, err := m.assignFromBlock(ctx, b, num-len(got), args.HandleID, attrs, owner)
+		as, err := m.assignFromBlock(ctx, req, b, num-len(got), owner)
 		got = append(got, as...)
 		return err
+	}
+
+	// 0. The node's blocks that had room when this IPAM value last saw
+	// them, from its cached copies: in the steady state this is the only
+	// step, and it costs the handle write and the block write. A copy that
+	// is out of date fails its compare-and-swap and is read again; a block
+	// that is no longer the node's is skipped (and the walk below decides).
+	for _, b := range m.blocks.withRoom(node, ver, pools) {
+		if len(got) == num {
+			break
+		}
+		if err := take(b, node); err != nil && !errors.Is(err, errNotOwner) && !errors.Is(err, errBlockGone) {
+			return got, err
+		}
 	}
 
 	// 1. The node's blocks, then 2. new blocks, one at a time: after each
@@ -279,11 +408,23 @@ func isRetryable(err error) bool {
 }
 
 // assignFromBlock takes up to n free addresses of a block, starting from
-// the copy the caller just read (a stale copy only costs a failed
-// compare-and-swap and a re-read). With owner set, it only takes them while
-// the block is affine to owner.
-func (m *IPAM) assignFromBlock(ctx context.Context, b *blockState, n int, handleID string, attrs map[string]string, owner string) ([]assigned, error) {
+// the copy the caller has (a stale copy only costs a failed compare-and-swap
+// and a re-read). With owner set, it only takes them while the block is
+// affine to owner.
+//
+// The handle is counted before the block is written (see the package
+// comment). A compare-and-swap that loses keeps that count for the next
+// attempt on the same block instead of taking it back and adding it again;
+// whatever is still counted when the block is given up is taken back.
+func (m *IPAM) assignFromBlock(ctx context.Context, req *assignRequest, b *blockState, n int, owner string) (out []assigned, err error) {
 	p := b.prefix
+	handleID := req.args.HandleID
+	counted := req.takeEarly(p) // addresses of this block in the handle's count and not in the block
+	defer func() {
+		if counted != 0 {
+			m.undoHandle(ctx, handleID, p, counted)
+		}
+	}()
 	for attempt := range datastoreRetries {
 		if err := backoff(ctx, attempt); err != nil {
 			return nil, err
@@ -302,24 +443,29 @@ func (m *IPAM) assignFromBlock(ctx context.Context, b *blockState, n int, handle
 			return nil, errNotOwner
 		}
 		seq := b.rec.Spec.SequenceNumber
-		ords := b.autoAssign(n, handleID, attrs)
+		ords := b.autoAssign(n, handleID, req.attrs)
 		if len(ords) == 0 {
 			return nil, nil
 		}
-		if handleID != "" {
-			if err := m.addToHandle(ctx, handleID, p, len(ords)); err != nil {
+		if handleID != "" && len(ords) != counted {
+			if err := m.adjustHandle(ctx, handleID, p, plus(len(ords)-counted), !req.handleWritten); err != nil {
 				return nil, err
 			}
+			req.handleWritten = true
+			counted = len(ords)
 		}
 		b.rec.Spec.SequenceNumber++
-		_, err := m.ds.Update(ctx, b.rec)
-		if err != nil {
-			m.undoHandle(ctx, handleID, p, len(ords))
+		if _, err := m.updateBlock(ctx, b.rec); err != nil {
 			if datastore.IsConflict(err) || datastore.IsNotFound(err) {
 				continue
 			}
+			// The write may have happened (a lost answer): keep the count.
+			// A handle that over-counts is repaired by release and reported
+			// by `ipam check`; one that under-counts would hide an address.
+			counted = 0
 			return nil, fmt.Errorf("write block %s: %w", p, err)
 		}
+		counted = 0
 		out := make([]assigned, len(ords))
 		for i, o := range ords {
 			out[i] = assigned{prefix: b.prefixOf(o), seq: seq}
@@ -439,7 +585,7 @@ func (m *IPAM) AssignIP(ctx context.Context, ip netip.Addr, handleID string, att
 			}
 		}
 		b.rec.Spec.SequenceNumber++
-		if _, err := m.ds.Update(ctx, b.rec); err != nil {
+		if _, err := m.updateBlock(ctx, b.rec); err != nil {
 			m.undoHandle(ctx, handleID, bp, 1)
 			if datastore.IsConflict(err) || datastore.IsNotFound(err) {
 				continue

@@ -332,6 +332,16 @@ func (b *blockState) release(reqs []releaseReq) blockRelease {
 	return out
 }
 
+// holds reports whether any address of the block belongs to handle.
+func (b *blockState) holds(handle string) bool {
+	for o, a := range b.rec.Spec.Allocations {
+		if a != nil && b.handleOf(o) == handle {
+			return true
+		}
+	}
+	return false
+}
+
 // releaseHandle frees every address of a handle in this block.
 func (b *blockState) releaseHandle(handle string) []int {
 	var ords []int

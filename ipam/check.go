@@ -362,9 +362,43 @@ func (m *IPAM) Check(ctx context.Context) (*Report, error) {
 	return r, nil
 }
 
+// TimestampLayout is how the timestamp attribute is written: Calico's CNI
+// plugin (and AutoAssign here) store time.Now().UTC().String().
+const TimestampLayout = "2006-01-02 15:04:05.999999999 -0700 MST"
+
+// ParseTimestamp reads an allocation's timestamp attribute; ok is false when
+// it is missing or not in TimestampLayout (RFC 3339 is accepted too).
+func ParseTimestamp(s string) (t time.Time, ok bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{TimestampLayout, time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// DefaultReleaseGrace is how long before a report's generation an address
+// must have been allocated for ReleaseFromReport to free it: a CNI ADD
+// allocates first and writes its WorkloadEndpoint a moment later, so a
+// younger allocation without an owner is most likely an ADD in flight.
+const DefaultReleaseGrace = time.Minute
+
+// ReportReleaseOptions tunes ReleaseFromReport.
+type ReportReleaseOptions struct {
+	// Force releases leaked addresses however young they are.
+	Force bool
+	// Grace overrides DefaultReleaseGrace when positive.
+	Grace time.Duration
+}
+
 // ReportReleaseResult says what ReleaseFromReport did.
 type ReportReleaseResult struct {
 	Released       []netip.Addr // leaked addresses freed
+	TooNew         []netip.Addr // allocated within the grace period before the report: left alone unless forced
 	AlreadyFree    []netip.Addr // no longer allocated
 	Changed        []netip.Addr // re-assigned or re-owned since the report: left alone
 	StillInUse     []netip.Addr // an owner appeared since the report: left alone
@@ -375,14 +409,31 @@ type ReportReleaseResult struct {
 // ReleaseFromReport frees exactly the leaked addresses of a report (and
 // deletes its leaked handle records). Right before each release it looks
 // for an owner again, and it releases by handle and sequence number, so an
-// address that was re-assigned after the report is never touched.
-func (m *IPAM) ReleaseFromReport(ctx context.Context, r *Report) (ReportReleaseResult, error) {
+// address that was re-assigned after the report is never touched. Unless
+// o.Force is set, addresses allocated less than the grace period before the
+// report was generated are left alone (TooNew): their ADD may not have
+// written its endpoint yet. An allocation without a readable timestamp
+// is judged old.
+func (m *IPAM) ReleaseFromReport(ctx context.Context, r *Report, o ReportReleaseOptions) (ReportReleaseResult, error) {
 	var res ReportReleaseResult
 	if r == nil || r.Version != ReportVersion {
 		return res, fmt.Errorf("release from report: unsupported report version (want %d)", ReportVersion)
 	}
+	grace := o.Grace
+	if grace <= 0 {
+		grace = DefaultReleaseGrace
+	}
+	cutoff := r.GeneratedAt.Add(-grace)
 	byNS := map[string][]ReportAllocation{}
 	for _, a := range r.Leaked() {
+		if ts, ok := ParseTimestamp(a.CreationTimestamp); ok && !o.Force && ts.After(cutoff) {
+			ip, err := netip.ParseAddr(a.IP)
+			if err != nil {
+				return res, fmt.Errorf("release from report: invalid address %q", a.IP)
+			}
+			res.TooNew = append(res.TooNew, ip)
+			continue
+		}
 		byNS[a.Namespace] = append(byNS[a.Namespace], a)
 	}
 	for _, ns := range slices.Sorted(maps.Keys(byNS)) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	v3 "github.com/tabbynet/tabby/api/v3"
 )
@@ -16,6 +17,9 @@ func TestCheckFindsEachProblemAndReleaseFromReportFreesOnlyLeaks(t *testing.T) {
 	createPool(t, ds, "p", "10.0.0.0/24")
 	createNode(t, ds, "n1", nil)
 	m := newIPAM(t, ds)
+	// The allocations are older than the release grace period, as leaks
+	// found by an operator are; the clock is back to now before Check.
+	m.now = func() time.Time { return time.Now().Add(-2 * DefaultReleaseGrace) }
 	one := func(node, handle string, attrs map[string]string) netip.Addr {
 		t.Helper()
 		v4, _, err := m.AutoAssign(ctx, AssignArgs{Num4: 1, HandleID: handle, Node: node, Attrs: attrs})
@@ -54,6 +58,7 @@ func TestCheckFindsEachProblemAndReleaseFromReportFreesOnlyLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	m.now = time.Now
 	r, err := m.Check(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +127,7 @@ func TestCheckFindsEachProblemAndReleaseFromReportFreesOnlyLeaks(t *testing.T) {
 	}
 	createWEP(t, ds, "default", "p11", "c11")
 
-	res, err := m.ReleaseFromReport(ctx, &back)
+	res, err := m.ReleaseFromReport(ctx, &back, ReportReleaseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +160,75 @@ func TestCheckFindsEachProblemAndReleaseFromReportFreesOnlyLeaks(t *testing.T) {
 		t.Errorf("leaked handles after release: %+v", after.LeakedHandles)
 	}
 	// Releasing the same report again changes nothing.
-	res, err = m.ReleaseFromReport(ctx, &back)
+	res, err = m.ReleaseFromReport(ctx, &back, ReportReleaseOptions{})
 	if err != nil || len(res.Released) != 0 {
 		t.Errorf("second release: %+v, %v", res, err)
+	}
+}
+
+// An allocation younger than the grace period before the report may belong
+// to an ADD that has not written its endpoint yet: it is kept unless forced.
+func TestReleaseFromReportKeepsYoungAllocationsUnlessForced(t *testing.T) {
+	ds := newStore(t)
+	ctx := testCtx(t)
+	createPool(t, ds, "p", "10.0.0.0/24")
+	createNode(t, ds, "n1", nil)
+	m := newIPAM(t, ds)
+	assign := func(handle string, at time.Time) netip.Addr {
+		t.Helper()
+		m.now = func() time.Time { return at }
+		v4, _, err := m.AutoAssign(ctx, AssignArgs{Num4: 1, HandleID: handle, Node: "n1",
+			Attrs: map[string]string{AttributeNamespace: "default", AttributePod: handle}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v4[0].Addr()
+	}
+	now := time.Now()
+	old := assign("k8s-pod-network.old", now.Add(-2*DefaultReleaseGrace))
+	young := assign("k8s-pod-network.young", now.Add(-DefaultReleaseGrace/2))
+	m.now = func() time.Time { return now }
+	r, err := m.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Leaked()) != 2 {
+		t.Fatalf("leaked = %+v, want both allocations", r.Leaked())
+	}
+
+	res, err := m.ReleaseFromReport(ctx, r, ReportReleaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Released) != fmt.Sprint([]netip.Addr{old}) || fmt.Sprint(res.TooNew) != fmt.Sprint([]netip.Addr{young}) {
+		t.Errorf("released %v, too new %v; want released [%s], too new [%s]", res.Released, res.TooNew, old, young)
+	}
+	if info, err := m.AllocationInfo(ctx, young); err != nil || info.HandleID != "k8s-pod-network.young" {
+		t.Errorf("the young allocation was released: %+v, %v", info, err)
+	}
+
+	res, err = m.ReleaseFromReport(ctx, r, ReportReleaseOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Released) != fmt.Sprint([]netip.Addr{young}) || len(res.TooNew) != 0 {
+		t.Errorf("forced: released %v, too new %v; want released [%s]", res.Released, res.TooNew, young)
+	}
+	if _, err := m.AllocationInfo(ctx, young); err == nil {
+		t.Error("a forced release left the young allocation allocated")
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
+	for _, s := range []string{at.String(), at.Format(time.RFC3339Nano)} {
+		if got, ok := ParseTimestamp(s); !ok || !got.Equal(at) {
+			t.Errorf("ParseTimestamp(%q) = %v, %v; want %v", s, got, ok, at)
+		}
+	}
+	for _, s := range []string{"", "t0", "yesterday"} {
+		if _, ok := ParseTimestamp(s); ok {
+			t.Errorf("ParseTimestamp(%q) succeeded", s)
+		}
 	}
 }

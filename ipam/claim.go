@@ -128,9 +128,11 @@ func (m *IPAM) claimWithAffinity(ctx context.Context, a *v3.BlockAffinity, node 
 	var b *blockState
 	switch {
 	case err == nil:
-		if b, err = decodeBlock(created.(*v3.IPAMBlock)); err != nil {
+		rec := created.(*v3.IPAMBlock)
+		if b, err = decodeBlock(rec); err != nil {
 			return nil, err
 		}
+		m.blocks.put(copyBlockRecord(rec))
 		m.log.Info("claimed block", "node", node, "block", p)
 	case datastore.IsAlreadyExists(err):
 		b, err = m.getBlock(ctx, blockName(p))
@@ -201,11 +203,11 @@ func (m *IPAM) ensureAffine(ctx context.Context, a *v3.BlockAffinity, node strin
 	// Rewrite the block so that anyone who read it before this repair has
 	// to read it again.
 	b.rec.Spec.SequenceNumber++
-	u, err := m.ds.Update(ctx, b.rec)
+	u, err := m.updateBlock(ctx, b.rec)
 	if err != nil {
 		return nil, fmt.Errorf("touch block %s: %w", p, err)
 	}
-	if b, err = decodeBlock(u.(*v3.IPAMBlock)); err != nil {
+	if b, err = decodeBlock(u); err != nil {
 		return nil, err
 	}
 	if err := m.confirm(ctx, a); err != nil {
@@ -321,7 +323,7 @@ func (m *IPAM) releaseAffinity(ctx context.Context, node string, p netip.Prefix)
 			}
 		}
 		if b.empty() {
-			_, err = m.ds.Delete(ctx, blockKey(b.rec.Name), b.rec.ResourceVersion)
+			err = m.deleteBlock(ctx, b.rec)
 			if datastore.IsNotFound(err) {
 				err = nil
 			}
@@ -329,7 +331,7 @@ func (m *IPAM) releaseAffinity(ctx context.Context, node string, p netip.Prefix)
 			b.rec.Spec.Affinity = nil
 			b.rec.Spec.AffinityClaimTime = nil
 			b.rec.Spec.SequenceNumber++
-			_, err = m.ds.Update(ctx, b.rec)
+			_, err = m.updateBlock(ctx, b.rec)
 		}
 		if datastore.IsConflict(err) {
 			continue

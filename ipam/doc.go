@@ -82,6 +82,30 @@
 // pointless revision conflicts; correctness never depends on it, and any
 // number of processes may allocate for the same node at once.
 //
+// # Speed (none of it changes the rules above)
+//
+//   - Group commit (batch.go): AutoAssign requests of one node that arrive
+//     while a block write is in flight queue, and the next leader writes
+//     them together: their handles in parallel, then one compare-and-swap
+//     of the block taking an address for each. A request that does not fit
+//     goes the one-request way.
+//   - Block cache (cache.go): each IPAM value remembers the last stored
+//     version of the blocks it read or wrote, and AutoAssign starts from the
+//     node's cached blocks with room instead of listing every affinity and
+//     reading every block of the node. The cache is only ever a starting
+//     point for a compare-and-swap: a stale copy fails it and is read
+//     again; ownership, stale affinities and the decision to claim a new
+//     block still come from reads.
+//   - The node, the pools and the configuration are read in parallel, before
+//     the request queues; meanwhile the handle is counted for the block the
+//     request will most likely get (handle before block still holds; a wrong
+//     guess is taken back). A new handle is created without reading it
+//     first.
+//   - A lost compare-and-swap keeps the handle's count for the next attempt
+//     on the same block, and a block write that fails for another reason
+//     (the write may have happened) keeps it too: over-counting is the safe
+//     side.
+//
 // # Differences from Calico
 //
 //   - Block CIDRs are claimed from each pool in address order (Calico walks

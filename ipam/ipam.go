@@ -46,6 +46,8 @@ type IPAM struct {
 
 	mu        sync.Mutex
 	nodeLocks map[string]chan struct{}
+	queues    map[string]*nodeQueue // AutoAssign requests per node (batch.go); guarded by mu
+	blocks    *blockCache
 }
 
 // New returns an IPAM on ds. A nil logger discards logs.
@@ -53,12 +55,13 @@ func New(ds datastore.Interface, log *slog.Logger) *IPAM {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &IPAM{ds: ds, log: log, now: time.Now, nodeLocks: map[string]chan struct{}{}}
+	return &IPAM{ds: ds, log: log, now: time.Now, nodeLocks: map[string]chan struct{}{}, queues: map[string]*nodeQueue{}, blocks: newBlockCache()}
 }
 
-// lockNode serialises this value's assignments for one node. It only saves
-// conflicting writes between goroutines of one process; the datastore CAS is
-// what keeps assignments correct.
+// lockNode serialises this value's assignments for one node (AssignIP, and
+// the batch writes of AutoAssign). It only saves conflicting writes between
+// goroutines of one process; the datastore CAS is what keeps assignments
+// correct.
 func (m *IPAM) lockNode(ctx context.Context, node string) (func(), error) {
 	m.mu.Lock()
 	ch, ok := m.nodeLocks[node]
@@ -130,17 +133,26 @@ func listAs[T v3.Resource](ctx context.Context, ds datastore.Interface, kind, na
 	return out, nil
 }
 
-// getBlock reads and decodes a block. A soft-deleted block (written by
-// Calico's Kubernetes backend) reads as absent.
+// getBlock reads and decodes a block, and remembers what it read (see
+// blockCache). A soft-deleted block (written by Calico's Kubernetes backend)
+// reads as absent.
 func (m *IPAM) getBlock(ctx context.Context, name string) (*blockState, error) {
 	r, err := getAs[*v3.IPAMBlock](ctx, m.ds, blockKey(name))
+	if datastore.IsNotFound(err) {
+		m.blocks.drop(name)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if r.Spec.Deleted {
+		m.blocks.drop(name)
 		return nil, &datastore.Error{Op: "get", Key: blockKey(name), Err: datastore.ErrNotFound}
 	}
-	return decodeBlock(r)
+	b, err := decodeBlock(r)
+	if err == nil {
+		m.blocks.put(copyBlockRecord(r))
+	}
+	return b, err
 }
 
 // listBlocks reads every block; malformed ones are logged and skipped, since

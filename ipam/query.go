@@ -15,6 +15,17 @@ import (
 // IPsByHandle lists the addresses a handle holds (none when the handle does
 // not exist).
 func (m *IPAM) IPsByHandle(ctx context.Context, handleID string) ([]netip.Addr, error) {
+	ps, err := m.handlePrefixes(ctx, handleID)
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out, err
+}
+
+// handlePrefixes is IPsByHandle with each address at its block's prefix
+// length, as AutoAssign returns them.
+func (m *IPAM) handlePrefixes(ctx context.Context, handleID string) ([]netip.Prefix, error) {
 	h, err := getAs[*v3.IPAMHandle](ctx, m.ds, handleKey(handleName(handleID)))
 	if datastore.IsNotFound(err) {
 		return nil, nil
@@ -22,7 +33,7 @@ func (m *IPAM) IPsByHandle(ctx context.Context, handleID string) ([]netip.Addr, 
 	if err != nil {
 		return nil, fmt.Errorf("addresses of handle %q: %w", handleID, err)
 	}
-	var out []netip.Addr
+	var out []netip.Prefix
 	for _, key := range slices.Sorted(maps.Keys(h.Spec.Block)) {
 		p, err := netip.ParsePrefix(key)
 		if err != nil {
@@ -37,7 +48,7 @@ func (m *IPAM) IPsByHandle(ctx context.Context, handleID string) ([]netip.Addr, 
 		}
 		for o := range b.rec.Spec.Allocations {
 			if b.rec.Spec.Allocations[o] != nil && b.handleOf(o) == handleID {
-				out = append(out, b.addrOf(o))
+				out = append(out, b.prefixOf(o))
 			}
 		}
 	}

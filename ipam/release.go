@@ -186,11 +186,10 @@ func (m *IPAM) releaseFromBlock(ctx context.Context, p netip.Prefix, opts []Rele
 // empty affine blocks stay with their node.
 func (m *IPAM) writeReleased(ctx context.Context, b *blockState) error {
 	if b.empty() && b.rec.Spec.Affinity == nil {
-		_, err := m.ds.Delete(ctx, blockKey(b.rec.Name), b.rec.ResourceVersion)
-		return err
+		return m.deleteBlock(ctx, b.rec)
 	}
 	b.rec.Spec.SequenceNumber++
-	_, err := m.ds.Update(ctx, b.rec)
+	_, err := m.updateBlock(ctx, b.rec)
 	return err
 }
 
@@ -198,63 +197,100 @@ func (m *IPAM) writeReleased(ctx context.Context, b *blockState) error {
 // A handle that does not exist is success. Handles are per container, so the
 // same handle must not be assigned and released at the same time.
 func (m *IPAM) ReleaseByHandle(ctx context.Context, handleID string) error {
+	_, err := m.ReleaseHandle(ctx, handleID)
+	return err
+}
+
+// ReleaseHandle is ReleaseByHandle that also returns the addresses it
+// freed (none for a handle that does not exist).
+func (m *IPAM) ReleaseHandle(ctx context.Context, handleID string) ([]netip.Addr, error) {
 	if handleID == "" {
-		return errors.New("release by handle: handle is empty")
+		return nil, errors.New("release by handle: handle is empty")
 	}
 	h, err := getAs[*v3.IPAMHandle](ctx, m.ds, handleKey(handleName(handleID)))
 	if datastore.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("release handle %q: read handle: %w", handleID, err)
+		return nil, fmt.Errorf("release handle %q: read handle: %w", handleID, err)
 	}
+	var released []netip.Addr
 	var errs []error
-	for _, key := range slices.Sorted(maps.Keys(h.Spec.Block)) {
+	keys := slices.Sorted(maps.Keys(h.Spec.Block))
+	for i, key := range keys {
 		p, err := netip.ParsePrefix(key)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("handle %q names invalid block %q", handleID, key))
 			continue
 		}
-		if err := m.releaseHandleInBlock(ctx, handleID, p); err != nil {
+		addrs, err := m.releaseHandleInBlock(ctx, handleID, p)
+		released = append(released, addrs...)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		// The block holds nothing of the handle any more, whatever the
-		// count said (a crash may have left it over-counting).
-		if err := m.adjustHandle(ctx, handleID, p, func(int) int { return 0 }); err != nil {
+		// count said (a crash may have left it over-counting). A handle of
+		// one block, as a pod's is, is deleted at the version read above;
+		// anything else goes through the read-modify-write.
+		if len(keys) == 1 && i == 0 {
+			_, err := m.ds.Delete(ctx, handleKey(h.Name), h.ResourceVersion)
+			if err == nil || datastore.IsNotFound(err) {
+				continue
+			}
+			if !datastore.IsConflict(err) {
+				errs = append(errs, fmt.Errorf("delete handle %q: %w", handleID, err))
+				continue
+			}
+		}
+		if err := m.adjustHandle(ctx, handleID, p, func(int) int { return 0 }, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("release handle %q: %w", handleID, err)
+		return released, fmt.Errorf("release handle %q: %w", handleID, err)
 	}
-	return nil
+	return released, nil
 }
 
-func (m *IPAM) releaseHandleInBlock(ctx context.Context, handleID string, p netip.Prefix) error {
+func (m *IPAM) releaseHandleInBlock(ctx context.Context, handleID string, p netip.Prefix) ([]netip.Addr, error) {
+	// Start from the cached copy when it shows the handle's addresses (see
+	// blockCache): a stale one fails the compare-and-swap and is read again.
+	// One that shows none may predate the allocation: only a read can tell.
+	b := m.blocks.get(blockName(p))
+	if b != nil && !b.holds(handleID) {
+		b = nil
+	}
 	for attempt := range datastoreRetries {
 		if err := backoff(ctx, attempt); err != nil {
-			return err
+			return nil, err
 		}
-		b, err := m.getBlock(ctx, blockName(p))
-		if datastore.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read block %s: %w", p, err)
+		if b == nil || attempt > 0 {
+			var err error
+			b, err = m.getBlock(ctx, blockName(p))
+			if datastore.IsNotFound(err) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read block %s: %w", p, err)
+			}
 		}
 		ords := b.releaseHandle(handleID)
 		if len(ords) == 0 {
-			return nil
+			return nil, nil
 		}
 		if err := m.writeReleased(ctx, b); err != nil {
 			if datastore.IsConflict(err) || datastore.IsNotFound(err) {
 				continue
 			}
-			return fmt.Errorf("write block %s: %w", p, err)
+			return nil, fmt.Errorf("write block %s: %w", p, err)
+		}
+		addrs := make([]netip.Addr, len(ords))
+		for i, o := range ords {
+			addrs[i] = b.addrOf(o)
 		}
 		m.log.Info("released addresses of handle", "handle", handleID, "block", p, "count", len(ords))
-		return nil
+		return addrs, nil
 	}
-	return fmt.Errorf("release handle %q in block %s: %w", handleID, p, ErrTooManyRetries)
+	return nil, fmt.Errorf("release handle %q in block %s: %w", handleID, p, ErrTooManyRetries)
 }

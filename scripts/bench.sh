@@ -16,12 +16,12 @@ mkdir -p "$(dirname "$out")"
 run() { echo; echo "== $1"; shift; "$@" 2>&1 | tee -a "$out"; }
 
 run "IPAM allocations per second (4 concurrent allocators, 2 nodes, real etcd)" \
-  go test -run '^$' -bench 'BenchmarkAutoAssignParallel' -benchtime 2000x -count 1 ./ipam/
+  go test -run '^$' -bench 'BenchmarkAutoAssign(Parallel|Burst)' -benchtime 2000x -count 1 ./ipam/
 run "Program 250 workload routes: Tabby's dataplane vs raw netlink" \
   go test -run '^$' -bench 'Benchmark(Program250WorkloadRoutes|RawNetlink250Routes)' -benchtime 20x -count 1 ./felix/dataplane/
 if [[ -d tests/bench ]]; then
   run "CNI ADD latency: Tabby (calico + calico-ipam) vs reference ptp + host-local" \
-    go test -count 1 -timeout 20m -run 'TestBench' -v ./tests/bench/
+    go test -tags bench -count 1 -timeout 20m -run 'TestBench' -v ./tests/bench/
 fi
 run "BGP: 100,000 prefixes from a BIRD peer into the kernel (Tabby vs BIRD vs raw netlink)" \
   go test -run '^$' -bench BenchmarkBGP100kPrefixes -benchtime 1x -count 1 -timeout 30m ./tests/bench/

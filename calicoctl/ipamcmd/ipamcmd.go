@@ -165,6 +165,7 @@ func (c *cli) showConfiguration(ctx context.Context, m *ipam.IPAM) error {
 
 func (c *cli) releaseCommand() *cobra.Command {
 	var ip, report string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "release --ip=<IP> | --from-report=<REPORT>",
 		Short: "Release an address, or the leaked addresses of an `ipam check` report",
@@ -173,7 +174,10 @@ or every address that an 'ipam check -o' report found leaked.
 
 Releasing from a report looks for an owner of each address again right before
 releasing it, and only releases the exact allocation the report saw (by handle
-and sequence number), so addresses assigned since the report are kept.`,
+and sequence number), so addresses assigned since the report are kept.
+Addresses allocated less than a minute before the report was generated are
+kept too (a pod's ADD may not have written its endpoint yet) unless --force
+is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -200,7 +204,9 @@ and sequence number), so addresses assigned since the report are kept.`,
 				if err != nil {
 					return err
 				}
-				return c.withIPAM(cmd, func(ctx context.Context, m *ipam.IPAM) error { return c.releaseReport(ctx, m, r) })
+				return c.withIPAM(cmd, func(ctx context.Context, m *ipam.IPAM) error {
+					return c.releaseReport(ctx, m, r, ipam.ReportReleaseOptions{Force: force})
+				})
 			}
 			return errors.New("specify --ip or --from-report")
 		},
@@ -208,7 +214,7 @@ and sequence number), so addresses assigned since the report are kept.`,
 	f := cmd.Flags()
 	f.StringVar(&ip, "ip", "", "IP address to release")
 	f.StringVar(&report, "from-report", "", "Release all leaked addresses from the report")
-	f.Bool("force", false, "Accepted for compatibility with Calico; reports are re-validated instead of requiring a locked datastore")
+	f.BoolVar(&force, "force", false, "Also release leaked addresses allocated less than a minute before the report (their pod's ADD may still be running)")
 	return cmd
 }
 
@@ -224,14 +230,14 @@ func readReport(path string) (*ipam.Report, error) {
 	return &r, nil
 }
 
-func (c *cli) releaseReport(ctx context.Context, m *ipam.IPAM, r *ipam.Report) error {
+func (c *cli) releaseReport(ctx context.Context, m *ipam.IPAM, r *ipam.Report, o ipam.ReportReleaseOptions) error {
 	leaked := r.Leaked()
 	if len(leaked) == 0 {
 		fmt.Fprintln(c.stdout, "Report didn't contain any leaked IPs to clean up.")
 	} else {
 		fmt.Fprintf(c.stdout, "Releasing %d old IPs...\n", len(leaked))
 	}
-	res, err := m.ReleaseFromReport(ctx, r)
+	res, err := m.ReleaseFromReport(ctx, r, o)
 	if len(leaked) > 0 {
 		fmt.Fprintf(c.stdout, "Released %d IPs successfully\n", len(res.Released))
 	}
@@ -240,6 +246,9 @@ func (c *cli) releaseReport(ctx context.Context, m *ipam.IPAM, r *ipam.Report) e
 	}
 	if n := len(res.Changed) + len(res.StillInUse); n > 0 {
 		fmt.Fprintf(c.stdout, "%d addresses were re-assigned or found in use since the report and were kept.\n", n)
+	}
+	if n := len(res.TooNew); n > 0 {
+		fmt.Fprintf(c.stdout, "%d addresses were allocated less than %s before the report and were kept (their pod may still be starting); use --force to release them.\n", n, ipam.DefaultReleaseGrace)
 	}
 	if len(r.LeakedHandles) > 0 {
 		fmt.Fprintf(c.stdout, "Released %d handles; %d skipped.\n", len(res.DeletedHandles), len(res.KeptHandles))

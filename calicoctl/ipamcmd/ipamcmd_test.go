@@ -223,3 +223,33 @@ func TestCheckReportAndReleaseFromReport(t *testing.T) {
 		t.Error("a missing report must fail")
 	}
 }
+
+// A leaked address allocated just before the report (its pod's ADD may not
+// have written the endpoint yet) is kept unless --force is given.
+func TestReleaseFromReportKeepsYoungAllocationsUnlessForced(t *testing.T) {
+	e := newEnv(t)
+	e.pool("p", "10.0.0.0/24")
+	v4, _, err := e.m.AutoAssign(context.Background(), ipam.AssignArgs{Num4: 1, HandleID: "k8s-pod-network.starting", Node: "n1",
+		Attrs: map[string]string{ipam.AttributeNamespace: "default", ipam.AttributePod: "starting"}}) // timestamp: now
+	if err != nil {
+		t.Fatal(err)
+	}
+	young := v4[0].Addr()
+	report := filepath.Join(t.TempDir(), "report.json")
+	e.mustRun("check", "-o", report)
+
+	out := e.mustRun("release", "--from-report", report)
+	if !strings.Contains(out, "Released 0 IPs successfully\n") || !strings.Contains(out, "1 addresses were allocated less than 1m0s before the report and were kept") {
+		t.Errorf("release output:\n%s", out)
+	}
+	if _, err := e.m.AllocationInfo(context.Background(), young); err != nil {
+		t.Errorf("a young allocation was released without --force: %v", err)
+	}
+	out = e.mustRun("release", "--from-report", report, "--force")
+	if !strings.Contains(out, "Released 1 IPs successfully\n") {
+		t.Errorf("forced release output:\n%s", out)
+	}
+	if _, err := e.m.AllocationInfo(context.Background(), young); err == nil {
+		t.Error("--force did not release the young allocation")
+	}
+}

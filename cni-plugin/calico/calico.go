@@ -1,6 +1,7 @@
 package calico
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +19,11 @@ import (
 
 	"github.com/tabbynet/tabby/api/agentpb"
 	"github.com/tabbynet/tabby/cni-plugin/agent"
+	"github.com/tabbynet/tabby/cni-plugin/calicoipam"
 	"github.com/tabbynet/tabby/cni-plugin/cnierr"
 	"github.com/tabbynet/tabby/cni-plugin/dataplane"
 	"github.com/tabbynet/tabby/cni-plugin/invocation"
+	"github.com/tabbynet/tabby/cni-plugin/netconf"
 )
 
 // PluginName is the netconf "type" of this plugin.
@@ -46,8 +49,9 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, Status: p.Status, GC: p.GC}
 }
 
-// Add creates the pod's network: IPAM (delegated), the veth pair, then the
-// agent's endpoint and host route, and prints the result. Whatever fails
+// Add creates the pod's network: IPAM (calico-ipam in-process, any other
+// plugin delegated), the veth pair, then the agent's endpoint and host
+// route, and prints the result. Whatever fails
 // after IPAM undoes what came before it (the deferred steps run on every
 // error path because err is the named return).
 func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
@@ -83,39 +87,6 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		mtu = DefaultMTU
 	}
 
-	// Step timings go into the final log line: where an ADD spends its time
-	// is the first question when pods start slowly.
-	t0 := time.Now()
-	ipamCtx, ipamCancel := agent.Ctx(agent.CallTimeout)
-	defer ipamCancel()
-	ipamRes, err := invoke.DelegateAdd(ipamCtx, conf.IPAM.Type, args.StdinData, p.exec)
-	if err != nil {
-		return ipamError(inv, err)
-	}
-	defer func() {
-		if err == nil {
-			return
-		}
-		// New context: the ADD's own may be what ran out.
-		ctx, cancel := agent.Ctx(agent.CallTimeout)
-		defer cancel()
-		if delErr := invoke.DelegateDel(ctx, conf.IPAM.Type, args.StdinData, p.exec); delErr != nil {
-			log.Error("releasing the addresses of the failed ADD failed; the next DEL or GC releases them", "ipam", conf.IPAM.Type, "err", delErr)
-		}
-	}()
-	res, err := current.NewResultFromResult(ipamRes)
-	if err != nil {
-		return cnierr.Internal("%s: convert the result of IPAM plugin %q: %v", inv, conf.IPAM.Type, err)
-	}
-	addrs := make([]net.IPNet, 0, len(res.IPs))
-	for _, ipc := range res.IPs {
-		addrs = append(addrs, dataplane.HostPrefix(ipc.Address.IP))
-	}
-	if len(addrs) == 0 {
-		return cnierr.Internal("%s: IPAM plugin %q returned no addresses", inv, conf.IPAM.Type)
-	}
-
-	tIPAM := time.Now()
 	hostNS, err := ns.GetCurrentNS()
 	if err != nil {
 		return cnierr.Internal("%s: open the host netns: %v", inv, err)
@@ -126,31 +97,95 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		PodIfName:  args.IfName,
 		PodNetNS:   args.Netns,
 		MTU:        mtu,
-		Addrs:      addrs,
 	}
-	ifs, err := dataplane.Setup(log, hostNS, spec)
-	if err != nil {
-		code := types.ErrInternal
-		var nsErr ns.NSPathNotExistErr
-		if errors.As(err, &nsErr) {
-			code = types.ErrInvalidNetNS
-		}
-		return cnierr.Wrap(code, fmt.Sprintf("%s: create the pod interface", inv), err)
+
+	// With calico-ipam, which families the pod gets is known before its
+	// addresses are (the agent assigns exactly what the netconf asks for,
+	// and Assign checks it), so the veth pair is built while the agent
+	// assigns them: ADD waits for the slower of the two, not for both. With
+	// another IPAM plugin, the link waits for its result.
+	// Step timings go into the final log line: where an ADD spends its time
+	// is the first question when pods start slowly.
+	t0 := time.Now()
+	early := conf.IPAM.Type == netconf.IPAMTypeCalico && (conf.IPAM.AssignIPv4 || conf.IPAM.AssignIPv6)
+	var ifs dataplane.Interfaces
+	var linkErr error
+	var linkTook time.Duration
+	linkDone := make(chan struct{})
+	if early {
+		go func() {
+			defer close(linkDone)
+			start := time.Now()
+			ifs, linkErr = dataplane.CreateLink(log, hostNS, spec, conf.IPAM.AssignIPv6)
+			linkTook = time.Since(start)
+		}()
 	}
+	ipamRes, undoIPAM, ipamErr := p.ipamAdd(inv)
+	ipamTook := time.Since(t0)
+	if early {
+		<-linkDone
+	}
+	if ipamErr == nil {
+		defer func() {
+			if err != nil {
+				undoIPAM()
+			}
+		}()
+	}
+	linkMade := early && linkErr == nil
 	defer func() {
-		if err == nil {
+		if err == nil || !linkMade {
 			return
 		}
 		if _, delErr := dataplane.Teardown(args.Netns, args.IfName); delErr != nil {
 			log.Error("removing the veth of the failed ADD failed", "err", delErr)
 		}
 	}()
+	if ipamErr != nil {
+		return ipamError(inv, ipamErr)
+	}
+	if linkErr != nil {
+		return linkError(inv, linkErr)
+	}
+	res, err := current.NewResultFromResult(ipamRes)
+	if err != nil {
+		return cnierr.Internal("%s: convert the result of IPAM plugin %q: %v", inv, conf.IPAM.Type, err)
+	}
+	for _, ipc := range res.IPs {
+		spec.Addrs = append(spec.Addrs, dataplane.HostPrefix(ipc.Address.IP))
+	}
+	if len(spec.Addrs) == 0 {
+		return cnierr.Internal("%s: IPAM plugin %q returned no addresses", inv, conf.IPAM.Type)
+	}
+	if !early {
+		start := time.Now()
+		if ifs, err = dataplane.Setup(log, hostNS, spec); err != nil {
+			return linkError(inv, err)
+		}
+		linkMade = true
+		linkTook = time.Since(start)
+	}
 
-	tVeth := time.Now()
-	ips := make([]string, len(addrs))
-	for i, a := range addrs {
+	// The endpoint and host route (the agent) and the pod's own addresses
+	// and routes (inside its netns) do not depend on each other either.
+	ips := make([]string, len(spec.Addrs))
+	for i, a := range spec.Addrs {
 		ips[i] = a.String()
 	}
+	var podErr error
+	var podTook time.Duration
+	podDone := make(chan struct{})
+	if early {
+		go func() {
+			defer close(podDone)
+			start := time.Now()
+			podErr = dataplane.ConfigurePod(spec)
+			podTook = time.Since(start)
+		}()
+	} else {
+		close(podDone)
+	}
+	tAgent := time.Now()
 	ctx, cancel = agent.Ctx(agent.CallTimeout)
 	defer cancel()
 	added, err := inv.Agent.AddWorkload(ctx, &agentpb.AddWorkloadRequest{
@@ -160,14 +195,20 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		Ips:           ips,
 		Netns:         args.Netns,
 	})
+	agentTook := time.Since(tAgent)
+	<-podDone
 	if err != nil {
 		// The agent may have written the endpoint before failing (a lost
 		// answer): remove it too, so nothing is left behind.
 		p.delWorkload(inv)
 		return inv.Agent.Error(fmt.Sprintf("%s: record the workload endpoint and program the host route", inv), err, types.ErrTryAgainLater)
 	}
+	if podErr != nil {
+		p.delWorkload(inv)
+		return linkError(inv, podErr)
+	}
 	log.Info("pod network added", "veth", spec.HostIfName, "ips", strings.Join(ips, ","), "mtu", ifs.MTU, "endpoint", added.GetEndpointName(),
-		"ipam_ms", ms(tIPAM.Sub(t0)), "veth_ms", ms(tVeth.Sub(tIPAM)), "agent_ms", ms(time.Since(tVeth)))
+		"ipam_ms", ms(ipamTook), "veth_ms", ms(linkTook+podTook), "agent_ms", ms(agentTook), "overlapped", early, "total_ms", ms(time.Since(t0)))
 
 	result := buildResult(args, spec, ifs, res.DNS)
 	if err := types.PrintResult(result, conf.CNIVersion); err != nil {
@@ -175,6 +216,58 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return cnierr.Internal("%s: print the result: %v", inv, err)
 	}
 	return nil
+}
+
+// ipamAdd runs the IPAM step of ADD and returns its result and how to undo
+// it. With "ipam.type" calico-ipam, the calico-ipam ADD runs in this
+// process over the agent connection it already has, instead of exec'ing the
+// calico-ipam binary (which would parse the same netconf, dial the same
+// agent and make the same AssignIPs call): one process start and one
+// connection less per pod, and the same addresses, handle, result and
+// errors. Calico's own plugin execs calico-ipam; Tabby's keeps the binary
+// for chains that name it and for every other plugin that delegates to it.
+// Any other IPAM plugin (host-local, ...) is exec'd as CNI delegation says.
+func (p *Plugin) ipamAdd(inv *invocation.Invocation) (types.Result, func(), error) {
+	if inv.Conf.IPAM.Type == netconf.IPAMTypeCalico {
+		res, err := calicoipam.Assign(inv)
+		if err != nil {
+			return nil, nil, err
+		}
+		return res, func() { calicoipam.ReleaseAfterFailure(inv) }, nil
+	}
+	ctx, cancel := agent.Ctx(agent.CallTimeout)
+	defer cancel()
+	res, err := invoke.DelegateAdd(ctx, inv.Conf.IPAM.Type, inv.Args.StdinData, p.exec)
+	if err != nil {
+		return nil, nil, err
+	}
+	undo := func() {
+		// New context: the ADD's own may be what ran out.
+		ctx, cancel := agent.Ctx(agent.CallTimeout)
+		defer cancel()
+		if delErr := invoke.DelegateDel(ctx, inv.Conf.IPAM.Type, inv.Args.StdinData, p.exec); delErr != nil {
+			inv.Log.Error("releasing the addresses of the failed ADD failed; the next DEL or GC releases them", "ipam", inv.Conf.IPAM.Type, "err", delErr)
+		}
+	}
+	return res, undo, nil
+}
+
+// ipamDel runs the IPAM step of DEL, in-process for calico-ipam (see
+// ipamAdd).
+func (p *Plugin) ipamDel(ctx context.Context, inv *invocation.Invocation) error {
+	if inv.Conf.IPAM.Type == netconf.IPAMTypeCalico {
+		return calicoipam.Release(inv)
+	}
+	return invoke.DelegateDel(ctx, inv.Conf.IPAM.Type, inv.Args.StdinData, p.exec)
+}
+
+// ipamCheck runs the IPAM step of CHECK, in-process for calico-ipam (see
+// ipamAdd).
+func (p *Plugin) ipamCheck(ctx context.Context, inv *invocation.Invocation) error {
+	if inv.Conf.IPAM.Type == netconf.IPAMTypeCalico {
+		return calicoipam.CheckAgent(inv)
+	}
+	return invoke.DelegateCheck(ctx, inv.Conf.IPAM.Type, inv.Args.StdinData, p.exec)
 }
 
 func (p *Plugin) delWorkload(inv *invocation.Invocation) {
@@ -231,6 +324,16 @@ func buildResult(args *skel.CmdArgs, spec dataplane.Spec, ifs dataplane.Interfac
 			&types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: dataplane.GatewayIPv6})
 	}
 	return res
+}
+
+// linkError wraps a failure to build the pod's interface.
+func linkError(inv *invocation.Invocation, err error) error {
+	code := types.ErrInternal
+	var nsErr ns.NSPathNotExistErr
+	if errors.As(err, &nsErr) {
+		code = types.ErrInvalidNetNS
+	}
+	return cnierr.Wrap(code, fmt.Sprintf("%s: create the pod interface", inv), err)
 }
 
 // ipamError wraps a delegated IPAM plugin's failure, naming the plugin only

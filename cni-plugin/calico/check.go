@@ -5,7 +5,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -72,7 +71,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) (err error) {
 	for _, pr := range ck.GetProblems() {
 		problems = append(problems, "agent: "+pr)
 	}
-	if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, args.StdinData, p.exec); err != nil {
+	if err := p.ipamCheck(ctx, inv); err != nil {
 		problems = append(problems, fmt.Sprintf("IPAM plugin %q: %v", conf.IPAM.Type, err))
 	}
 	if len(problems) > 0 {

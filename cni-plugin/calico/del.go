@@ -3,7 +3,6 @@ package calico
 import (
 	"fmt"
 
-	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -38,7 +37,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return cnierr.Internal("%s: %v", inv, err)
 	}
-	if err := invoke.DelegateDel(ctx, inv.Conf.IPAM.Type, args.StdinData, p.exec); err != nil {
+	if err := p.ipamDel(ctx, inv); err != nil {
 		return ipamError(inv, err)
 	}
 	inv.Log.Info("pod network deleted", "endpoint_found", del.GetFound(), "veth_found", found)

@@ -39,9 +39,31 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer inv.End()
+	result, err := Assign(inv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			ReleaseAfterFailure(inv)
+		}
+	}()
+	if err := types.PrintResult(result, inv.Conf.CNIVersion); err != nil {
+		return cnierr.Internal("calico-ipam: %s: print the result: %v", inv, err)
+	}
+	return nil
+}
+
+// Assign is calico-ipam's ADD up to the result: it asks the agent for the
+// workload's addresses under its handle and returns them as an IPAM result.
+// When the agent's answer is unusable, the addresses are released again
+// before the error returns. The calico plugin calls it in-process when its
+// "ipam.type" is calico-ipam, so the addresses, the handle, the errors and
+// the logged lines are the same as when it execs this plugin.
+func Assign(inv *invocation.Invocation) (result *current.Result, err error) {
 	ipam := inv.Conf.IPAM
 	if !ipam.AssignIPv4 && !ipam.AssignIPv6 {
-		return cnierr.Config(`netconf: "ipam.assign_ipv4" and "ipam.assign_ipv6" are both false: there is nothing to assign`)
+		return nil, cnierr.Config(`netconf: "ipam.assign_ipv4" and "ipam.assign_ipv6" are both false: there is nothing to assign`)
 	}
 	v4pools, v6pools := ipam.Pools()
 	handle := inv.HandleID()
@@ -56,25 +78,20 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		Ipv6Pools:  v6pools,
 	})
 	if err != nil {
-		return inv.Agent.Error("calico-ipam: assign addresses", err, types.ErrTryAgainLater)
+		return nil, inv.Agent.Error("calico-ipam: assign addresses", err, types.ErrTryAgainLater)
 	}
 	defer func() {
-		if err == nil {
-			return
-		}
-		ctx, cancel := agent.Ctx(agent.CallTimeout)
-		defer cancel()
-		if _, relErr := inv.Agent.ReleaseIPs(ctx, &agentpb.ReleaseIPsRequest{HandleId: handle, Workload: inv.WorkloadID()}); relErr != nil {
-			inv.Log.Error("releasing the addresses of the failed ADD failed; the next DEL or GC releases them", "handle", handle, "err", relErr)
+		if err != nil {
+			ReleaseAfterFailure(inv)
 		}
 	}()
 
-	result := &current.Result{CNIVersion: current.ImplementedSpecVersion}
+	result = &current.Result{CNIVersion: current.ImplementedSpecVersion}
 	var got4, got6 bool
 	for _, s := range resp.GetIps() {
 		ip, ipn, perr := net.ParseCIDR(s)
 		if perr != nil {
-			return cnierr.Internal("calico-ipam: %s: the agent returned %q, which is not an address in CIDR form", inv, s)
+			return nil, cnierr.Internal("calico-ipam: %s: the agent returned %q, which is not an address in CIDR form", inv, s)
 		}
 		ipn.IP = ip
 		if ip.To4() != nil {
@@ -86,13 +103,21 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		result.IPs = append(result.IPs, &current.IPConfig{Address: *ipn})
 	}
 	if ipam.AssignIPv4 && !got4 || ipam.AssignIPv6 && !got6 {
-		return cnierr.Internal("calico-ipam: %s: asked for IPv4=%t IPv6=%t but the agent assigned %q", inv, ipam.AssignIPv4, ipam.AssignIPv6, strings.Join(resp.GetIps(), ","))
+		return nil, cnierr.Internal("calico-ipam: %s: asked for IPv4=%t IPv6=%t but the agent assigned %q", inv, ipam.AssignIPv4, ipam.AssignIPv6, strings.Join(resp.GetIps(), ","))
 	}
 	inv.Log.Info("addresses assigned", "handle", handle, "ips", strings.Join(resp.GetIps(), ","))
-	if err := types.PrintResult(result, inv.Conf.CNIVersion); err != nil {
-		return cnierr.Internal("calico-ipam: %s: print the result: %v", inv, err)
+	return result, nil
+}
+
+// ReleaseAfterFailure releases what Assign took for an ADD that then
+// failed. Its own failure is only logged: the next DEL or GC releases them.
+func ReleaseAfterFailure(inv *invocation.Invocation) {
+	handle := inv.HandleID()
+	ctx, cancel := agent.Ctx(agent.CallTimeout)
+	defer cancel()
+	if _, relErr := inv.Agent.ReleaseIPs(ctx, &agentpb.ReleaseIPsRequest{HandleId: handle, Workload: inv.WorkloadID()}); relErr != nil {
+		inv.Log.Error("releasing the addresses of the failed ADD failed; the next DEL or GC releases them", "handle", handle, "err", relErr)
 	}
-	return nil
 }
 
 // Del releases the handle's addresses. An unknown handle is success; an
@@ -103,6 +128,12 @@ func (p *Plugin) Del(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer inv.End()
+	return Release(inv)
+}
+
+// Release is calico-ipam's DEL: it frees every address of the workload's
+// handle. The calico plugin calls it in-process, as Assign.
+func Release(inv *invocation.Invocation) error {
 	handle := inv.HandleID()
 	ctx, cancel := agent.Ctx(agent.CallTimeout)
 	defer cancel()
@@ -123,6 +154,12 @@ func (p *Plugin) Check(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer inv.End()
+	return CheckAgent(inv)
+}
+
+// CheckAgent is calico-ipam's CHECK: the agent that holds the allocations
+// answers. The calico plugin calls it in-process, as Assign.
+func CheckAgent(inv *invocation.Invocation) error {
 	ctx, cancel := agent.Ctx(agent.StatusTimeout)
 	defer cancel()
 	if _, err := inv.Agent.Status(ctx, &agentpb.StatusRequest{}); err != nil {

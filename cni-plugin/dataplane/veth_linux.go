@@ -48,13 +48,33 @@ func setSysctls(ifName string, kvs []sysctlKV) error {
 	return nil
 }
 
-// Setup builds the veth pair. It runs in the host network namespace (the
-// plugin's), with hostNS its handle. On error, whatever it created is
-// removed again, so a failed Setup leaves no link behind.
+// Setup builds the veth pair and configures the pod's end. It runs in the
+// host network namespace (the plugin's), with hostNS its handle. On error,
+// whatever it created is removed again, so a failed Setup leaves no link
+// behind.
 func Setup(log *slog.Logger, hostNS ns.NetNS, s Spec) (ifs Interfaces, err error) {
 	if len(s.Addrs) == 0 {
 		return ifs, errors.New("no addresses to give the pod")
 	}
+	if ifs, err = CreateLink(log, hostNS, s, s.HasV6()); err != nil {
+		return ifs, err
+	}
+	if err := ConfigurePod(s); err != nil {
+		if _, delErr := Teardown(s.PodNetNS, s.PodIfName); delErr != nil {
+			log.Error("removing the half-built veth failed", "netns", s.PodNetNS, "err", delErr)
+		}
+		return ifs, err
+	}
+	return ifs, nil
+}
+
+// CreateLink is the part of Setup that needs no addresses: the veth pair
+// with its pod end in the pod's netns (down, unconfigured), and the host
+// end's sysctls (the IPv6 ones when the pod gets IPv6), up. It lets the plugin
+// build the link while the addresses are still being assigned; ConfigurePod
+// finishes the job. On error, whatever it created is removed again.
+// s.Addrs is not used.
+func CreateLink(log *slog.Logger, hostNS ns.NetNS, s Spec, v6 bool) (ifs Interfaces, err error) {
 	// A host veth of this name belongs to an earlier sandbox of the same
 	// pod (the name is a hash of namespace and pod): replace it, as Calico
 	// does. Its pod end, in a namespace already torn down or about to be,
@@ -109,7 +129,7 @@ func Setup(log *slog.Logger, hostNS ns.NetNS, s Spec) (ifs Interfaces, err error
 		ifs.PodIndex = link.Attrs().Index
 		ifs.PodMAC = link.Attrs().HardwareAddr
 		ifs.MTU = link.Attrs().MTU
-		return configurePod(link, s)
+		return nil
 	})
 	if err != nil {
 		return ifs, err
@@ -122,7 +142,7 @@ func Setup(log *slog.Logger, hostNS ns.NetNS, s Spec) (ifs Interfaces, err error
 	if err := setSysctls(s.HostIfName, hostSysctlsV4); err != nil {
 		return ifs, err
 	}
-	if s.HasV6() {
+	if v6 {
 		if err := setSysctls(s.HostIfName, hostSysctlsV6); err != nil {
 			return ifs, err
 		}
@@ -133,6 +153,22 @@ func Setup(log *slog.Logger, hostNS ns.NetNS, s Spec) (ifs Interfaces, err error
 	ifs.HostIndex = host.Attrs().Index
 	ifs.HostMAC = host.Attrs().HardwareAddr
 	return ifs, nil
+}
+
+// ConfigurePod finishes what CreateLink started, inside the pod's netns:
+// the pod interface up with the addresses of s and the pod's routes. It
+// removes nothing on error: the caller tears the link down.
+func ConfigurePod(s Spec) error {
+	if len(s.Addrs) == 0 {
+		return errors.New("no addresses to give the pod")
+	}
+	return ns.WithNetNSPath(s.PodNetNS, func(ns.NetNS) error {
+		link, err := netlink.LinkByName(s.PodIfName)
+		if err != nil {
+			return fmt.Errorf("look up pod interface %s: %w", s.PodIfName, err)
+		}
+		return configurePod(link, s)
+	})
 }
 
 // configurePod runs inside the pod's netns: addresses, then the two routes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/tabbynet/tabby/api/agentpb"
 	"github.com/tabbynet/tabby/ipam"
@@ -42,26 +43,14 @@ func (s *Server) AssignIPs(ctx context.Context, req *agentpb.AssignIPsRequest) (
 	if !req.GetAssignIpv4() && !req.GetAssignIpv6() {
 		return nil, invalid("neither assign_ipv4 nor assign_ipv6 is set: nothing to assign (netconf ipam.assign_ipv4 / assign_ipv6)")
 	}
-	unlock, err := s.lock(ctx)
+	start := time.Now()
+	unlock, err := s.lock(ctx, handleLockKey(handle))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 
 	what := "assign addresses for handle " + handle
-	existing, err := s.o.IPAM.IPsByHandle(ctx, handle)
-	if err != nil {
-		return nil, toStatus(err, what)
-	}
-	if len(existing) > 0 {
-		s.log.Info("handle already holds addresses, returning them", "handle", handle, "ips", existing)
-		resp := &agentpb.AssignIPsResponse{}
-		for _, a := range existing {
-			resp.Ips = append(resp.Ips, hostPrefix(a).String())
-		}
-		return resp, nil
-	}
-
 	args := ipam.AssignArgs{
 		HandleID:  handle,
 		Node:      s.o.NodeName,
@@ -82,16 +71,25 @@ func (s *Server) AssignIPs(ctx context.Context, req *agentpb.AssignIPsRequest) (
 		}
 		what = "assign addresses for " + w.String()
 	}
-	v4, v6, err := s.o.IPAM.AutoAssign(ctx, args)
+	// A handle that already holds addresses gets them back (a retried ADD
+	// must not take a second set).
+	v4, v6, existing, err := s.o.IPAM.AssignOnce(ctx, args)
 	if err != nil {
 		return nil, toStatus(err, what)
 	}
+	s.startPending(handle)
 	resp := &agentpb.AssignIPsResponse{}
 	for _, p := range append(v4, v6...) {
 		resp.Ips = append(resp.Ips, hostPrefix(p.Addr()).String())
-		s.m.allocated.WithLabelValues(familyLabel(p.Addr())).Inc()
+		if !existing {
+			s.m.allocated.WithLabelValues(familyLabel(p.Addr())).Inc()
+		}
 	}
-	s.log.Info("assigned addresses", "handle", handle, "ips", resp.Ips)
+	if existing {
+		s.log.Info("handle already holds addresses, returning them", "handle", handle, "ips", resp.Ips)
+		return resp, nil
+	}
+	s.log.Info("assigned addresses", "handle", handle, "ips", resp.Ips, "ms", msSince(start))
 	return resp, nil
 }
 
@@ -101,7 +99,7 @@ func (s *Server) ReleaseIPs(ctx context.Context, req *agentpb.ReleaseIPsRequest)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lock(ctx, handleLockKey(handle))
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +108,7 @@ func (s *Server) ReleaseIPs(ctx context.Context, req *agentpb.ReleaseIPsRequest)
 	if err != nil {
 		return nil, err
 	}
+	s.donePending(handle)
 	resp := &agentpb.ReleaseIPsResponse{}
 	for _, a := range released {
 		resp.Released = append(resp.Released, hostPrefix(a).String())
@@ -119,11 +118,8 @@ func (s *Server) ReleaseIPs(ctx context.Context, req *agentpb.ReleaseIPsRequest)
 
 func (s *Server) releaseHandleLocked(ctx context.Context, handle string) ([]netip.Addr, error) {
 	what := "release the addresses of handle " + handle
-	ips, err := s.o.IPAM.IPsByHandle(ctx, handle)
+	ips, err := s.o.IPAM.ReleaseHandle(ctx, handle)
 	if err != nil {
-		return nil, toStatus(err, what)
-	}
-	if err := s.o.IPAM.ReleaseByHandle(ctx, handle); err != nil {
 		return nil, toStatus(err, what)
 	}
 	for _, a := range ips {
@@ -134,3 +130,6 @@ func (s *Server) releaseHandleLocked(ctx context.Context, handle string) ([]neti
 	}
 	return ips, nil
 }
+
+// msSince is a duration in milliseconds for log lines, rounded to µs.
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }

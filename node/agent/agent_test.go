@@ -446,8 +446,22 @@ func TestGarbageCollect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An allocation without an endpoint (an ADD that died half way).
-	if _, err := h.client.AssignIPs(c, &agentpb.AssignIPsRequest{Workload: pod("ns", "half", "half"), AssignIpv4: true}); err != nil {
+	// An allocation without an endpoint (an ADD that died half way, longer
+	// ago than the grace period: written as the agent would have, with an
+	// old timestamp).
+	if _, _, _, err := h.ipam.AssignOnce(c, ipam.AssignArgs{HandleID: "k8s-pod-network.half", Node: "node-1", Num4: 1,
+		Attrs: map[string]string{ipam.AttributeNamespace: "ns", ipam.AttributePod: "half",
+			ipam.AttributeTimestamp: time.Now().Add(-2 * gcGrace).UTC().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	// ADDs in flight: allocated, no AddWorkload yet. One through this
+	// agent (it knows the ADD is running), one through another agent
+	// instance (only the allocation's timestamp says it is young).
+	if _, err := h.client.AssignIPs(c, &agentpb.AssignIPsRequest{Workload: pod("ns", "p-starting", "starting"), AssignIpv4: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := h.ipam.AssignOnce(c, ipam.AssignArgs{HandleID: "k8s-pod-network.fresh", Node: "node-1", Num4: 1,
+		Attrs: map[string]string{ipam.AttributeNamespace: "ns", ipam.AttributePod: "fresh"}}); err != nil {
 		t.Fatal(err)
 	}
 	gc, err := h.client.GarbageCollect(c, &agentpb.GarbageCollectRequest{Valid: []*agentpb.WorkloadID{{ContainerId: "keep", Endpoint: "eth0"}}})
@@ -456,6 +470,27 @@ func TestGarbageCollect(t *testing.T) {
 	}
 	if want := []string{"k8s-pod-network.gone", "k8s-pod-network.half"}; !slices.Equal(gc.ReleasedHandles, want) {
 		t.Errorf("released %v, want %v", gc.ReleasedHandles, want)
+	}
+	for _, inFlight := range []string{"k8s-pod-network.starting", "k8s-pod-network.fresh"} {
+		if ips, err := h.ipam.IPsByHandle(c, inFlight); err != nil || len(ips) != 1 {
+			t.Errorf("GC released the addresses of an ADD in flight (%s): %v, %v", inFlight, ips, err)
+		}
+	}
+	if ips, _ := h.ipam.IPsByHandle(c, "k8s-pod-network.half"); len(ips) != 0 {
+		t.Errorf("GC kept an old orphan's addresses: %v", ips)
+	}
+	// Once the ADD in flight through this agent completes, a GC that does
+	// not list it removes it like any other: its endpoint shows the ADD is
+	// over, whatever the allocation's age.
+	if _, err := h.client.AddWorkload(c, &agentpb.AddWorkloadRequest{Workload: pod("ns", "p-starting", "starting"), InterfaceName: "calistarting", Ips: []string{mustIPs(t, h, "k8s-pod-network.starting")}}); err != nil {
+		t.Fatal(err)
+	}
+	gc, err = h.client.GarbageCollect(c, &agentpb.GarbageCollectRequest{Valid: []*agentpb.WorkloadID{{ContainerId: "keep", Endpoint: "eth0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"k8s-pod-network.starting"}; !slices.Equal(gc.ReleasedHandles, want) {
+		t.Errorf("second GC released %v, want %v", gc.ReleasedHandles, want)
 	}
 	l, err := ds.List(c, "WorkloadEndpoint", "")
 	if err != nil || len(l.Items) != 1 || l.Items[0].(*v3.WorkloadEndpoint).Spec.ContainerID != "keep" {
@@ -467,4 +502,14 @@ func TestGarbageCollect(t *testing.T) {
 	if h.dp.count() != 1 {
 		t.Errorf("%d routes after GC, want 1", h.dp.count())
 	}
+}
+
+// mustIPs is the handle's one address as a host prefix.
+func mustIPs(t *testing.T, h *harness, handle string) string {
+	t.Helper()
+	ips, err := h.ipam.IPsByHandle(ctx(t), handle)
+	if err != nil || len(ips) != 1 {
+		t.Fatalf("addresses of %s: %v, %v", handle, ips, err)
+	}
+	return hostPrefix(ips[0]).String()
 }

@@ -4,10 +4,13 @@
 // It owns the CNI side of a workload: IPAM assignment and release by handle,
 // the WorkloadEndpoint resource (named as Calico names it), and asking the
 // dataplane to program the host route before AddWorkload returns, so that no
-// pod starts without its route. Requests that change state (AssignIPs,
-// ReleaseIPs, AddWorkload, DelWorkload, GarbageCollect) are serialized on
-// one lock; every datastore write is still compare-and-swap, so another
-// writer (calicoctl, a second agent) cannot be overwritten.
+// pod starts without its route. Requests that change state are serialized
+// per endpoint (AddWorkload, DelWorkload) and per IPAM handle (AssignIPs,
+// ReleaseIPs), and GarbageCollect excludes them all (locks.go); requests for
+// different pods run at once, which is safe because every datastore write is
+// compare-and-swap (so another writer, calicoctl or a second agent, cannot
+// be overwritten either), the ipam package serializes one node's block
+// writes, and the dataplane coalesces endpoints into shared applies.
 //
 // It never touches the kernel itself: routes are the dataplane's
 // (ARCHITECTURE.md decision 1), reached through the small Dataplane

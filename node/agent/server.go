@@ -26,8 +26,8 @@ import (
 
 // IPAM is what the agent needs of the ipam package.
 type IPAM interface {
-	AutoAssign(ctx context.Context, args ipam.AssignArgs) (v4, v6 []netip.Prefix, err error)
-	ReleaseByHandle(ctx context.Context, handleID string) error
+	AssignOnce(ctx context.Context, args ipam.AssignArgs) (v4, v6 []netip.Prefix, existing bool, err error)
+	ReleaseHandle(ctx context.Context, handleID string) ([]netip.Addr, error)
 	IPsByHandle(ctx context.Context, handleID string) ([]netip.Addr, error)
 	Check(ctx context.Context) (*ipam.Report, error)
 }
@@ -71,7 +71,9 @@ type Server struct {
 	agentpb.UnimplementedAgentServer
 	o       Options
 	log     *slog.Logger
-	sem     chan struct{} // the per-node lock: one holder at a time
+	gate    *gate          // shared by every state-changing call, exclusive for GC (locks.go)
+	keys    *keyLocks      // one lock per endpoint and per IPAM handle (locks.go)
+	pending pendingHandles // handles assigned whose AddWorkload has not come (locks.go)
 	m       metrics
 	started time.Time
 	grpc    *grpc.Server
@@ -95,7 +97,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, log: o.Log, sem: make(chan struct{}, 1), m: m, started: time.Now()}
+	s := &Server{o: o, log: o.Log, gate: newGate(), keys: newKeyLocks(), m: m, started: time.Now()}
 	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.observe, s.recoverPanic))
 	agentpb.RegisterAgentServer(s.grpc, s)
 	return s, nil
@@ -122,16 +124,6 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 }
 
-// lock takes the per-node lock, giving up when the caller does.
-func (s *Server) lock(ctx context.Context) (func(), error) {
-	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem }, nil
-	case <-ctx.Done():
-		return nil, status.Errorf(codes.DeadlineExceeded, "waited for the node's IPAM/endpoint lock until the call ended: %v (the agent is busy with other pods, or a datastore call is slow)", ctx.Err())
-	}
-}
-
 // recoverPanic turns a bug in one call into an Internal error for that call
 // instead of the end of calico-node.
 func (s *Server) recoverPanic(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -142,6 +134,16 @@ func (s *Server) recoverPanic(ctx context.Context, req any, info *grpc.UnaryServ
 		}
 	}()
 	return handler(ctx, req)
+}
+
+// recoverInto is recoverPanic for a goroutine a call starts: a panic there
+// is reported through report as the call's error instead of ending
+// calico-node. Use it as `defer s.recoverInto(...)`.
+func (s *Server) recoverInto(report func(error)) {
+	if r := recover(); r != nil {
+		s.log.Error("agent call panicked", "panic", r, "stack", string(debug.Stack()))
+		report(status.Errorf(codes.Internal, "calico-node hit a bug: %v (see its log)", r))
+	}
 }
 
 // observe logs and counts every call by method and result code.

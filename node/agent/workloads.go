@@ -9,12 +9,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tabbynet/tabby/api/agentpb"
 	v3 "github.com/tabbynet/tabby/api/v3"
 	"github.com/tabbynet/tabby/datastore"
+	"github.com/tabbynet/tabby/ipam"
 )
 
 // writeRetries bounds re-reading an endpoint after a revision conflict.
@@ -80,54 +82,112 @@ func (s *Server) endpointFor(req *agentpb.AddWorkloadRequest) (*v3.WorkloadEndpo
 
 // AddWorkload records the endpoint and returns once its host routes are in
 // the kernel. An endpoint of the same pod from an older sandbox is replaced.
+//
+// The datastore write and the route are independent, so they run at once
+// and the call takes as long as the slower of the two, not their sum: the
+// dataplane takes the endpoint from this call (its datastore watch confirms
+// it later). Whichever fails, the other is undone: an endpoint whose route
+// never made it is deleted, and a route whose endpoint was not written is
+// taken back (the dataplane follows the datastore again).
 func (s *Server) AddWorkload(ctx context.Context, req *agentpb.AddWorkloadRequest) (*agentpb.AddWorkloadResponse, error) {
 	wep, w, err := s.endpointFor(req)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(ctx)
+	start := time.Now()
+	unlock, err := s.lock(ctx, endpointLockKey(wep.Namespace, wep.Name))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 
 	what := "add " + w.String()
-	stored, created, err := s.writeEndpointLocked(ctx, wep)
-	if err != nil {
-		return nil, toStatus(err, what+": write WorkloadEndpoint "+wep.Namespace+"/"+wep.Name)
+	type written struct {
+		stored  *v3.WorkloadEndpoint
+		created bool
+		err     error
+		ms      float64
 	}
-	if err := s.o.Dataplane.UpsertWorkload(ctx, stored); err != nil {
+	wrote := make(chan written, 1)
+	go func() {
+		defer s.recoverInto(func(err error) { wrote <- written{err: err} })
+		t := time.Now()
+		stored, created, err := s.writeEndpointLocked(ctx, wep)
+		wrote <- written{stored, created, err, msSince(t)}
+	}()
+	routeStart := time.Now()
+	routeErr := s.o.Dataplane.UpsertWorkload(ctx, wep)
+	routeMs := msSince(routeStart)
+	wr := <-wrote
+
+	if wr.err != nil {
+		s.followDatastore(ctx, v3.KeyOf(wep))
+		return nil, toStatus(wr.err, what+": write WorkloadEndpoint "+wep.Namespace+"/"+wep.Name)
+	}
+	if routeErr != nil {
 		// Do not leave an endpoint behind whose route never made it.
-		if created {
-			if _, derr := s.o.Datastore.Delete(context.WithoutCancel(ctx), v3.KeyOf(stored), stored.GetResourceVersion()); derr != nil && !datastore.IsNotFound(derr) {
-				s.log.Error("removing the endpoint of a failed ADD failed; DEL or GC removes it", "endpoint", stored.Name, "err", derr)
+		if wr.created {
+			if _, derr := s.o.Datastore.Delete(context.WithoutCancel(ctx), v3.KeyOf(wr.stored), wr.stored.GetResourceVersion()); derr != nil && !datastore.IsNotFound(derr) {
+				s.log.Error("removing the endpoint of a failed ADD failed; DEL or GC removes it", "endpoint", wr.stored.Name, "err", derr)
 			}
 		}
-		return nil, toStatus(err, what+": program the host route")
+		return nil, toStatus(routeErr, what+": program the host route")
 	}
-	s.log.Info("workload added", "workload", w.String(), "endpoint", stored.Name, "interface", stored.Spec.InterfaceName, "ips", stored.Spec.IPNetworks)
-	return &agentpb.AddWorkloadResponse{EndpointName: stored.Name, Mtu: int32(s.mtu())}, nil
+	s.donePending(w.handle())
+	s.log.Info("workload added", "workload", w.String(), "endpoint", wr.stored.Name, "interface", wr.stored.Spec.InterfaceName, "ips", wr.stored.Spec.IPNetworks,
+		"write_ms", wr.ms, "route_ms", routeMs, "ms", msSince(start))
+	return &agentpb.AddWorkloadResponse{EndpointName: wr.stored.Name, Mtu: int32(s.mtu())}, nil
+}
+
+// undoTimeout bounds the clean-up of a failed call, which runs even when
+// the call's own context has ended.
+const undoTimeout = 30 * time.Second
+
+// followDatastore takes back a route change recorded for an endpoint whose
+// write or delete failed: the dataplane is pointed at whatever the
+// datastore holds for key (an older sandbox's endpoint, the endpoint that
+// could not be deleted, or, after a write whose answer was lost, the new
+// one), or told it is gone.
+func (s *Server) followDatastore(ctx context.Context, key v3.Key) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	cur, err := s.o.Datastore.Get(ctx, key)
+	switch {
+	case err == nil:
+		if uerr := s.o.Dataplane.UpsertWorkload(ctx, cur.(*v3.WorkloadEndpoint)); uerr != nil {
+			// The stored endpoint's own problem (its veth may be gone), as
+			// it was before this call.
+			s.log.Debug("the stored endpoint's route is not programmed either", "endpoint", key.String(), "err", uerr)
+		}
+		return
+	case !datastore.IsNotFound(err):
+		s.log.Warn("could not read the endpoint after a failed write; removing its route", "endpoint", key.String(), "err", err)
+	}
+	if rerr := s.o.Dataplane.RemoveWorkload(ctx, key); rerr != nil {
+		s.log.Error("removing the route of a failed ADD failed; DEL or GC removes it", "endpoint", key.String(), "err", rerr)
+	}
 }
 
 // writeEndpointLocked creates the endpoint or replaces the stored one,
-// re-reading on a revision conflict.
+// re-reading on a revision conflict. A new pod is the common case, so it
+// creates first and reads only when the endpoint exists.
 func (s *Server) writeEndpointLocked(ctx context.Context, wep *v3.WorkloadEndpoint) (*v3.WorkloadEndpoint, bool, error) {
 	key := v3.KeyOf(wep)
 	var lastErr error
 	for range writeRetries {
+		out, err := s.o.Datastore.Create(ctx, wep)
+		if err == nil {
+			return out.(*v3.WorkloadEndpoint), true, nil
+		}
+		if !datastore.IsAlreadyExists(err) {
+			return nil, false, err
+		}
 		cur, err := s.o.Datastore.Get(ctx, key)
-		switch {
-		case datastore.IsNotFound(err):
-			out, err := s.o.Datastore.Create(ctx, wep)
-			if err == nil {
-				return out.(*v3.WorkloadEndpoint), true, nil
-			}
-			if !datastore.IsAlreadyExists(err) {
-				return nil, false, err
-			}
-			lastErr = err
+		if datastore.IsNotFound(err) {
+			lastErr = err // deleted in between: create again
 			continue
-		case err != nil:
+		}
+		if err != nil {
 			return nil, false, err
 		}
 		old := cur.(*v3.WorkloadEndpoint)
@@ -136,7 +196,7 @@ func (s *Server) writeEndpointLocked(ctx context.Context, wep *v3.WorkloadEndpoi
 		}
 		upd := v3.Clone(wep)
 		upd.ResourceVersion = old.ResourceVersion
-		out, err := s.o.Datastore.Update(ctx, upd)
+		out, err = s.o.Datastore.Update(ctx, upd)
 		if err == nil {
 			return out.(*v3.WorkloadEndpoint), false, nil
 		}
@@ -160,7 +220,7 @@ func (s *Server) DelWorkload(ctx context.Context, req *agentpb.DelWorkloadReques
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lock(ctx, endpointLockKey(w.namespace, name))
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +233,9 @@ func (s *Server) DelWorkload(ctx context.Context, req *agentpb.DelWorkloadReques
 }
 
 // deleteEndpointLocked deletes the endpoint at key if it belongs to
-// containerID, then removes its routes.
+// containerID, and removes its routes. The delete and the route removal run
+// at once (as AddWorkload's write and route do); when the delete fails, the
+// dataplane is pointed back at what the datastore holds.
 func (s *Server) deleteEndpointLocked(ctx context.Context, key v3.Key, containerID string) (bool, error) {
 	for range writeRetries {
 		cur, err := s.o.Datastore.Get(ctx, key)
@@ -189,15 +251,25 @@ func (s *Server) deleteEndpointLocked(ctx context.Context, key v3.Key, container
 			s.log.Info("not deleting the endpoint of another sandbox", "endpoint", key.Name, "stored", stored, "requested", containerID)
 			return false, nil
 		}
-		_, err = s.o.Datastore.Delete(ctx, key, cur.GetResourceVersion())
-		if datastore.IsConflict(err) {
-			continue
-		}
+		deleted := make(chan error, 1)
+		go func() {
+			defer s.recoverInto(func(err error) { deleted <- err })
+			_, err := s.o.Datastore.Delete(ctx, key, cur.GetResourceVersion())
+			deleted <- err
+		}()
+		routeErr := s.o.Dataplane.RemoveWorkload(ctx, key)
+		err = <-deleted
 		if err != nil && !datastore.IsNotFound(err) {
+			// Still stored (or changed by someone else): its route must
+			// follow the datastore again.
+			s.followDatastore(ctx, key)
+			if datastore.IsConflict(err) {
+				continue
+			}
 			return false, fmt.Errorf("delete the endpoint: %w", err)
 		}
-		if err := s.o.Dataplane.RemoveWorkload(ctx, key); err != nil {
-			return true, fmt.Errorf("remove the host route: %w", err)
+		if routeErr != nil {
+			return true, fmt.Errorf("remove the host route: %w", routeErr)
 		}
 		s.log.Info("workload deleted", "endpoint", key.Name, "container", containerID)
 		return true, nil
@@ -277,10 +349,26 @@ func prefixList(set map[netip.Prefix]bool) string {
 	return strings.Join(out, ",")
 }
 
+// gcGrace is how old an allocation without an endpoint must be before GC
+// releases it: a CNI ADD allocates (AssignIPs) and writes its endpoint
+// (AddWorkload) in two calls, and between them the allocation looks like
+// the leftover of a dead ADD. Calico's plugin uses the same timestamp
+// attribute to tell the two apart.
+const gcGrace = time.Minute
+
+// pendingMaxAge bounds how long an AssignIPs without its AddWorkload keeps
+// the handle from GC on the agent's own word: longer than any CNI ADD runs,
+// so the addresses of an ADD that died are still collected eventually.
+const pendingMaxAge = 10 * time.Minute
+
 // GarbageCollect removes this node's endpoints and releases its pod
 // handles whose container is not among the valid attachments. The runtime
 // does not run GC concurrently with ADD for the same attachments (CNI spec),
-// and the agent's lock keeps its own ADDs out.
+// and the agent's lock keeps its own calls out; but an ADD between its
+// AssignIPs and its AddWorkload holds no lock, so a handle whose container
+// has no endpoint is kept while it is younger than gcGrace (by its
+// timestamp attribute) or the agent assigned it and has not seen its
+// AddWorkload yet (pending, bounded by pendingMaxAge).
 func (s *Server) GarbageCollect(ctx context.Context, req *agentpb.GarbageCollectRequest) (*agentpb.GarbageCollectResponse, error) {
 	validEndpoint := map[[2]string]bool{}
 	validContainer := map[string]bool{}
@@ -292,7 +380,7 @@ func (s *Server) GarbageCollect(ctx context.Context, req *agentpb.GarbageCollect
 		validContainer[cid] = true
 		validEndpoint[[2]string{cid, strings.TrimSpace(v.GetEndpoint())}] = true
 	}
-	unlock, err := s.lock(ctx)
+	unlock, err := s.lockAll(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -303,8 +391,14 @@ func (s *Server) GarbageCollect(ctx context.Context, req *agentpb.GarbageCollect
 		return nil, toStatus(err, "garbage collect: list workload endpoints")
 	}
 	var errs []error
+	// Containers whose ADD got as far as writing an endpoint: their handles
+	// are not in flight, whatever their age.
+	hadEndpoint := map[string]bool{}
 	for _, item := range list.Items {
 		wep := item.(*v3.WorkloadEndpoint)
+		if wep.Spec.Node == s.o.NodeName {
+			hadEndpoint[wep.Spec.ContainerID] = true
+		}
 		// A valid attachment without an interface name keeps every
 		// endpoint of its container.
 		if wep.Spec.Node != s.o.NodeName || validEndpoint[[2]string{wep.Spec.ContainerID, wep.Spec.Endpoint}] ||
@@ -320,27 +414,46 @@ func (s *Server) GarbageCollect(ctx context.Context, req *agentpb.GarbageCollect
 	if err != nil {
 		return nil, toStatus(err, "garbage collect: read IPAM allocations")
 	}
-	resp := &agentpb.GarbageCollectResponse{}
-	seen := map[string]bool{}
+	// The youngest allocation of each of this node's pod handles; an
+	// unreadable or missing timestamp counts as old.
+	youngest := map[string]time.Time{}
+	var handles []string
 	for _, a := range report.Allocations {
-		if a.Node != s.o.NodeName || !strings.HasPrefix(a.Handle, HandlePrefix) || seen[a.Handle] {
+		if a.Node != s.o.NodeName || !strings.HasPrefix(a.Handle, HandlePrefix) {
 			continue
 		}
-		seen[a.Handle] = true
-		if validContainer[strings.TrimPrefix(a.Handle, HandlePrefix)] {
+		t, _ := ipam.ParseTimestamp(a.CreationTimestamp)
+		prev, seen := youngest[a.Handle]
+		if !seen {
+			handles = append(handles, a.Handle)
+		}
+		if !seen || t.After(prev) {
+			youngest[a.Handle] = t
+		}
+	}
+	resp := &agentpb.GarbageCollectResponse{}
+	var kept []string
+	for _, h := range handles {
+		cid := strings.TrimPrefix(h, HandlePrefix)
+		if validContainer[cid] {
 			continue
 		}
-		if _, err := s.releaseHandleLocked(ctx, a.Handle); err != nil {
-			errs = append(errs, fmt.Errorf("handle %s: %w", a.Handle, err))
+		if !hadEndpoint[cid] && (s.inFlight(h) || youngest[h].After(report.GeneratedAt.Add(-gcGrace))) {
+			kept = append(kept, h)
 			continue
 		}
-		resp.ReleasedHandles = append(resp.ReleasedHandles, a.Handle)
+		if _, err := s.releaseHandleLocked(ctx, h); err != nil {
+			errs = append(errs, fmt.Errorf("handle %s: %w", h, err))
+			continue
+		}
+		s.donePending(h)
+		resp.ReleasedHandles = append(resp.ReleasedHandles, h)
 	}
 	slices.Sort(resp.ReleasedHandles)
 	if err := errors.Join(errs...); err != nil {
 		return resp, toStatus(err, "garbage collect")
 	}
-	s.log.Info("garbage collection done", "valid", len(req.GetValid()), "released", resp.ReleasedHandles)
+	s.log.Info("garbage collection done", "valid", len(req.GetValid()), "released", resp.ReleasedHandles, "kept_in_flight", kept)
 	return resp, nil
 }
 

@@ -4,7 +4,7 @@
 // (TestBenchCNIAddLatency: calico + calico-ipam vs ptp + host-local) runs
 // only when selected:
 //
-//	go test -count 1 -timeout 20m -run TestBench -v ./tests/bench/
+//	go test -count 1 -timeout 20m -tags bench -run TestBench -v ./tests/bench/
 //
 // (make bench does), so `go test ./...` stays fast.
 package bench

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -79,5 +80,19 @@ func assertNothingLeft(t *testing.T, node *cnilab.Node, p *cnilab.Pod, veth stri
 	}
 	if weps := node.Lab.WorkloadEndpoints(t, p.ContainerID); len(weps) > 0 {
 		t.Errorf("%s: WorkloadEndpoint %s/%s is left", p.Name, weps[0].Namespace, weps[0].Name)
+	}
+}
+
+// waitLinkGone waits, for a while, until the node has no link of this name:
+// for links the kernel removes asynchronously (those of a deleted netns).
+// Whether it is gone is for the caller to assert.
+func waitLinkGone(t *testing.T, node *cnilab.Node, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := node.Links(t, "cali")[name]; !ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -218,6 +218,10 @@ func TestPodLifecycle(t *testing.T) {
 		_, ipD := add(t, rt, list, d)
 		d.DeleteNetNS(t)
 		del(t, rt, list, d)
+		// The kernel, not the DEL, removes the veth of a deleted netns, and
+		// it does so asynchronously (cleanup_net): wait for it, then check
+		// that nothing else is left either.
+		waitLinkGone(t, node, vethOf(d))
 		assertNothingLeft(t, node, d, vethOf(d), ipD)
 	})
 }

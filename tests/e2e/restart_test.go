@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,4 +205,28 @@ func TestAgentKilledDuringChurn(t *testing.T) {
 	assertNothingLeft(t, node, a, vethOf(a), ipA)
 	assertNothingLeft(t, node, b, vethOf(b), ipB)
 	assertIPAMClean(t, lab)
+	assertCalicoctlIPAMCheckClean(t, lab)
+}
+
+// assertCalicoctlIPAMCheckClean runs the built `calicoctl ipam check`
+// against the lab's etcd, as an operator would, and asserts it reports no
+// leak and no other problem.
+func assertCalicoctlIPAMCheckClean(t *testing.T, lab *cnilab.Lab) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(lab.Bin, "calicoctl"), "ipam", "check", "--show-problem-ips")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATASTORE_TYPE=etcdv3", "ETCD_ENDPOINTS=" + strings.Join(lab.EtcdEndpoints, ",")}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("calicoctl ipam check: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"Found 0 IPs that are allocated in IPAM but not actually in use.\n",
+		"Check complete; found 0 problems.\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("calicoctl ipam check output lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -20,8 +20,8 @@ var (
 	buildErr  error
 )
 
-// Binaries builds calico, calico-ipam and calico-node once per test binary
-// (one `go build` of the three) and returns the directory holding them.
+// Binaries builds calico, calico-ipam, calico-node and calicoctl once per
+// test binary (one `go build` of the four) and returns the directory holding them.
 // Call Cleanup from TestMain to remove it.
 func Binaries(t testing.TB) string {
 	t.Helper()
@@ -37,10 +37,10 @@ func Binaries(t testing.TB) string {
 			return
 		}
 		buildDir = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/calico", "./cmd/calico-ipam", "./cmd/calico-node")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/calico", "./cmd/calico-ipam", "./cmd/calico-node", "./cmd/calicoctl")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build the plugins and calico-node: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build the plugins, calico-node and calicoctl: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -104,6 +104,12 @@ type Runtime struct {
 // Runtime returns a libcni runtime for this node.
 func (n *Node) Runtime(t testing.TB) *Runtime {
 	t.Helper()
+	return n.RuntimeWithPath(t, n.Lab.Bin, ReferencePluginDir)
+}
+
+// RuntimeWithPath is Runtime with the given plugin directories (CNI_PATH).
+func (n *Node) RuntimeWithPath(t testing.TB, dirs ...string) *Runtime {
+	t.Helper()
 	logPath := filepath.Join(n.Dir, "plugins.log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -113,7 +119,7 @@ func (n *Node) Runtime(t testing.TB) *Runtime {
 	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: &lockedWriter{w: f}}, PluginDecoder: version.PluginDecoder{}}
 	return &Runtime{
 		Node:    n,
-		CNI:     libcni.NewCNIConfigWithCacheDir([]string{n.Lab.Bin, ReferencePluginDir}, filepath.Join(n.Dir, "cni-cache"), exec),
+		CNI:     libcni.NewCNIConfigWithCacheDir(dirs, filepath.Join(n.Dir, "cni-cache"), exec),
 		LogPath: logPath,
 	}
 }

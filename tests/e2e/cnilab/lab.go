@@ -32,12 +32,15 @@ const EtcdPort = 2379
 
 // Lab is one embedded etcd, a fabric namespace and any number of nodes.
 type Lab struct {
-	T      testing.TB
-	Bin    string // calico, calico-ipam, calico-node
-	Store  datastore.Interface
-	IPAM   *ipam.IPAM
-	Fabric ns.NetNS
-	Dir    string // per-lab temp dir: sockets, logs, libcni cache
+	T     testing.TB
+	Bin   string // calico, calico-ipam, calico-node, calicoctl
+	Store datastore.Interface
+	// EtcdEndpoints are the embedded etcd's client URLs on the test's
+	// loopback, for tools run on the host (calicoctl's ETCD_ENDPOINTS).
+	EtcdEndpoints []string
+	IPAM          *ipam.IPAM
+	Fabric        ns.NetNS
+	Dir           string // per-lab temp dir: sockets, logs, libcni cache
 
 	mu    sync.Mutex
 	nodes int
@@ -57,12 +60,13 @@ func New(t testing.TB) *Lab {
 	e := etcdtest.Start(t)
 	store := etcdtest.Connect(t, e.Endpoints()...)
 	l := &Lab{
-		T:      t,
-		Bin:    bin,
-		Store:  store,
-		IPAM:   ipam.New(store, slog.New(slog.NewTextHandler(io.Discard, nil))),
-		Fabric: testutil.NewNetNS(t, "tabby-e2e-fab"),
-		Dir:    t.TempDir(),
+		T:             t,
+		Bin:           bin,
+		Store:         store,
+		EtcdEndpoints: e.Endpoints(),
+		IPAM:          ipam.New(store, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		Fabric:        testutil.NewNetNS(t, "tabby-e2e-fab"),
+		Dir:           t.TempDir(),
 	}
 	run(t, l.Fabric, "ip", "link", "set", "lo", "up")
 	run(t, l.Fabric, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -290,9 +294,13 @@ func (n *Node) StartNoWait() error {
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, n.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a signal meant for the test never reaches it
-	// and a kill reaches only it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// and a kill reaches only it; SIGKILL when the test binary dies (a
+	// -timeout panic), so no calico-node outlives it pinning the lab's
+	// namespaces. `ip netns exec` execs calico-node, which keeps the
+	// parent-death signal; spawn (spawn.go) forks from a thread that lives
+	// as long as the test binary.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := spawn(cmd); err != nil {
 		logf.Close()
 		return fmt.Errorf("start calico-node of %s: %w", n.Name, err)
 	}

@@ -214,6 +214,11 @@ type Speaker interface {
 	// Sessions is PeerStatus without the accepted and advertised counts:
 	// cheap enough to poll for readiness with 100k routes.
 	Sessions(ctx context.Context) ([]PeerStatus, error)
+	// SessionChanges is signalled (coalescing, capacity one) whenever a
+	// session changed state or a peer was added or removed: what
+	// Sessions reports may have changed. It is meant for one consumer
+	// (the readiness watch).
+	SessionChanges() <-chan struct{}
 	// Stop ends the speaker. Graceful leaves the peers in graceful-restart
 	// helper mode (no Cease is sent), so they keep our routes until we are
 	// back; otherwise every session is closed with a Cease.

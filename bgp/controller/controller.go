@@ -53,6 +53,10 @@ type Controller struct {
 	log   *slog.Logger
 	kick  chan struct{}
 	relay *relay
+	// readyKick wakes the readiness watch when what Ready reads changed
+	// outside any session: the speaker was started, replaced or stopped,
+	// or the setup's error changed.
+	readyKick chan struct{}
 
 	mu         sync.Mutex
 	nodes      map[v3.Key]*v3.Node
@@ -95,6 +99,7 @@ func New(cfg Config) *Controller {
 		cfg:        cfg,
 		log:        log,
 		kick:       make(chan struct{}, 1),
+		readyKick:  make(chan struct{}, 1),
 		relay:      newRelay(),
 		nodes:      map[v3.Key]*v3.Node{},
 		peers:      map[v3.Key]*v3.BGPPeer{},
@@ -136,8 +141,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		err := c.reconcile(ctx)
 		c.mu.Lock()
+		errChanged := (err == nil) != (c.lastErr == nil) || (err != nil && err.Error() != c.lastErr.Error())
 		c.lastErr = err
 		c.mu.Unlock()
+		if errChanged {
+			signal(c.readyKick)
+		}
 		if err == nil {
 			backoff = 0
 			continue
@@ -148,9 +157,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Controller) signal() {
+func (c *Controller) signal() { signal(c.kick) }
+
+// signal is a coalescing send on a channel of capacity one.
+func signal(ch chan struct{}) {
 	select {
-	case c.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -257,6 +269,7 @@ func (c *Controller) ensureSpeaker(ctx context.Context, g bgp.GlobalConfig) (bgp
 	c.mu.Lock()
 	c.sp, c.global, c.started, c.stopFollow = next, g, time.Now(), stopFollow
 	c.mu.Unlock()
+	signal(c.readyKick)
 	go func() {
 		defer close(done)
 		c.relay.follow(fctx, next, first)
@@ -272,6 +285,7 @@ func (c *Controller) stopSpeaker() {
 	sp, stopFollow := c.sp, c.stopFollow
 	c.sp, c.stopFollow = nil, nil
 	c.mu.Unlock()
+	signal(c.readyKick)
 	if stopFollow != nil {
 		stopFollow()
 	}

@@ -78,6 +78,64 @@ func (c *Controller) Ready(ctx context.Context) (bool, string) {
 	return ready, detail
 }
 
+// readinessSpacing is the least time between two readiness evaluations
+// of WatchReadiness: a burst of session events (a peer flapping, a
+// hundred mesh sessions coming up at once) costs a few ListPeer calls a
+// second at most, and a change is still seen well within a second.
+const readinessSpacing = 250 * time.Millisecond
+
+// WatchReadiness hands Ready's verdict to report at once, then again
+// whenever it may have changed: a session changed state, a peer came or
+// went, the speaker started, stopped or failed to, or the start-up grace
+// (Config.ReadinessGrace) ended. It also re-evaluates every interval (10 s
+// when not positive) as a safety net. Evaluations are at least
+// readinessSpacing apart. It returns when ctx ends.
+func (c *Controller) WatchReadiness(ctx context.Context, interval time.Duration, report func(ready bool, detail string)) {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	safety := time.NewTicker(interval)
+	defer safety.Stop()
+	graceEnd := time.NewTimer(time.Hour)
+	graceEnd.Stop()
+	defer graceEnd.Stop()
+	for {
+		last := time.Now()
+		report(c.Ready(ctx))
+
+		c.mu.Lock()
+		sp, started := c.sp, c.started
+		c.mu.Unlock()
+		var sessions <-chan struct{}
+		graceEnd.Stop()
+		if sp != nil {
+			sessions = sp.SessionChanges()
+			if left := time.Until(started.Add(c.cfg.ReadinessGrace)); left > 0 {
+				// The rule changes then (one peer up is enough), with no
+				// session event to say so.
+				graceEnd.Reset(left)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sessions:
+		case <-c.readyKick:
+		case <-graceEnd.C:
+		case <-safety.C:
+		}
+		if wait := readinessSpacing - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
 // ToProto converts a peer's status for the agent API. Info is BIRD's
 // wording, which `calicoctl node status` prints: the state, "Passive" for a
 // passive session waiting for its peer, then the last error.

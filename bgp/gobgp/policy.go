@@ -234,6 +234,7 @@ func (s *Speaker) applyPolicy(ctx context.Context, d desiredState) error {
 		return fmt.Errorf("assign export policy: %w", err)
 	}
 	s.applied.policy = policyState{gen: gen, key: key, shape: shape}
+	s.policyGen.Add(1)
 	for _, ds := range b.sets {
 		s.applied.policy.setNames = append(s.applied.policy.setNames, ds.Name)
 	}

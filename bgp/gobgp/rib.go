@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -26,6 +27,9 @@ type rib struct {
 	// suspect holds differences the last resync scan found, keyed by
 	// prefix; a second scan that finds the same difference repairs it.
 	suspect map[netip.Prefix]suspectEntry
+	// gen counts best-path events, learned or originated, and repairs
+	// (route counts depend on them).
+	gen atomic.Uint64
 }
 
 type suspectEntry struct {
@@ -73,6 +77,7 @@ func routeOf(p *apiutil.Path) (r tbgp.Route, learned bool, ok bool) {
 // onBestPath is GoBGP's best-path callback. It only records: GoBGP's
 // watch queue is unbounded, so time spent here is memory.
 func (m *rib) onBestPath(paths []*apiutil.Path, _ time.Time) {
+	m.gen.Add(1)
 	m.mu.Lock()
 	changed := false
 	for _, p := range paths {
@@ -201,6 +206,7 @@ func (m *rib) resync(ctx context.Context, srv *server.BgpServer, log *slog.Logge
 	m.suspect = diffs
 	m.mu.Unlock()
 	if repaired > 0 {
+		m.gen.Add(1)
 		log.Warn("learned BGP routes drifted from GoBGP's table; repaired", "routes", repaired)
 		m.notify()
 	}

@@ -36,8 +36,10 @@ type Options struct {
 	// ResyncInterval is the period of the full Loc-RIB scan that repairs
 	// the learned-route map; 60 s by default.
 	ResyncInterval time.Duration
-	// StatusCacheTime bounds how often PeerStatus recounts accepted routes
-	// (a walk of every peer's Adj-RIB-In); 5 s by default.
+	// StatusCacheTime bounds how often PeerStatus recounts accepted and
+	// advertised routes (a walk of the Loc-RIB) while a table of 10k
+	// paths or more keeps changing; 5 s by default. A small or quiet table
+	// is counted exactly.
 	StatusCacheTime time.Duration
 }
 
@@ -72,23 +74,25 @@ type Speaker struct {
 	synced *syncTracker
 
 	// mu guards the desired state and the lifecycle fields.
-	mu       sync.Mutex
-	desired  desiredState
-	srv      *server.BgpServer
-	global   bgp.GlobalConfig
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stopped  bool
-	lastErr  error
-	kick     chan struct{}
-	counts   map[netip.Addr]routeCounts
-	countsAt time.Time
+	mu      sync.Mutex
+	desired desiredState
+	srv     *server.BgpServer
+	global  bgp.GlobalConfig
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stopped bool
+	lastErr error
+	kick    chan struct{}
+	counts  countsCache
 
 	// Owned by the loop goroutine (and by Start before the loop runs).
 	applied appliedState
 	// appliedGen is the desired-state generation the last finished apply
 	// pass covered (tests wait on it).
 	appliedGen atomic.Uint64
+	// policyGen counts installed filter generations (route counts depend
+	// on them).
+	policyGen atomic.Uint64
 }
 
 type desiredState struct {
@@ -268,6 +272,10 @@ func (s *Speaker) TakeRouteChanges() ([]bgp.Route, []netip.Prefix) { return s.ri
 
 // Synced is closed when the initial sync is over.
 func (s *Speaker) Synced() <-chan struct{} { return s.synced.done }
+
+// SessionChanges is signalled when a session changed state or a peer came
+// or went.
+func (s *Speaker) SessionChanges() <-chan struct{} { return s.peers.changed }
 
 // LastError is the error of the most recent apply attempt, nil when the
 // desired state was applied.

@@ -264,7 +264,7 @@ func TestBadPeersReportErrors(t *testing.T) {
 	want := map[netip.Addr]string{
 		wrongAS.addr: "bad peer as",
 		// MD5 mismatch: the kernel drops the segments, the connect times out.
-		badPW.addr: "Socket: I/o timeout",
+		badPW.addr: "Socket: Connection timed out",
 		l.addr(4):  "Socket: Connection refused",
 		l.addr(5):  "read password file",
 	}
@@ -386,5 +386,30 @@ func TestAgentRestartKeepsForwarding(t *testing.T) {
 	drain()
 	if withdrawn[block(2)] != 0 {
 		t.Fatalf("n1 withdrew n2's block %d times during n2's restart", withdrawn[block(2)])
+	}
+}
+
+// Route counts are not served from an earlier count once routes changed:
+// a status taken before a block arrives must not make the next one say
+// "1 received, 0 accepted".
+func TestRouteCountsFollowChanges(t *testing.T) {
+	l := newLab(t)
+	l.addNode(1, nil)
+	l.addNode(2, nil)
+	n1, n2 := l.start(1), l.start(2)
+	l.configure(n1)
+	// n2 has its peers but nothing to advertise yet.
+	res := statusOf(t, n1) // counts taken (and kept) now
+	if len(res) != 1 {
+		t.Fatalf("n1's peers: %+v", res)
+	}
+	n2.sp.SetPolicy(bgp.Policy{Pools: l.pools, OwnBlocks: []netip.Prefix{block(2)}})
+	n2.sp.SetPeers([]bgp.PeerConfig{{Address: n1.addr, Port: uint16(l.port), ASN: bgp.DefaultASNumber, Type: bgp.PeerTypeMesh, LocalAddress: n2.addr, ClusterInternal: true}})
+	eventually(t, settle, "established", allEstablished(t, n1, n2))
+	statusOf(t, n1)
+	n2.sp.SetAdvertisements([]bgp.Advertisement{{Prefix: block(2), NextHop: n2.addr}})
+	eventually(t, settle, "n1 learns n2's block", wantLearned(n1, via(block(2), n2.addr)))
+	if st := statusOf(t, n1)[0]; st.RoutesReceived != 1 || st.RoutesAccepted != 1 {
+		t.Fatalf("n1's counts once it learned n2's block: %d received, %d accepted", st.RoutesReceived, st.RoutesAccepted)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -38,13 +39,26 @@ type peerTracker struct {
 	// stopping is set once the speaker stopped BGP itself (see Stop).
 	stopping atomic.Bool
 
+	// changed is the coalescing signal of Speaker.SessionChanges, and gen
+	// counts those changes (route counts depend on sessions).
+	changed chan struct{}
+	gen     atomic.Uint64
+
 	mu   sync.Mutex
 	recs map[netip.Addr]*peerRec
 	now  func() time.Time
 }
 
 func newPeerTracker() *peerTracker {
-	return &peerTracker{recs: map[netip.Addr]*peerRec{}, now: time.Now}
+	return &peerTracker{recs: map[netip.Addr]*peerRec{}, now: time.Now, changed: make(chan struct{}, 1)}
+}
+
+func (t *peerTracker) notify() {
+	t.gen.Add(1)
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
 }
 
 // configured starts a fresh record for a peer just (re)configured.
@@ -52,12 +66,14 @@ func (t *peerTracker) configured(addr netip.Addr, configErr string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.recs[addr] = &peerRec{state: tbgp.StateIdle, since: t.now(), lastErr: configErr}
+	t.notify()
 }
 
 func (t *peerTracker) removed(addr netip.Addr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.recs, addr)
+	t.notify()
 }
 
 func (t *peerTracker) get(addr netip.Addr) (peerRec, bool) {
@@ -80,6 +96,7 @@ func (t *peerTracker) stateChange(addr netip.Addr, state string, reason string, 
 	}
 	if r.state != state {
 		r.state, r.since = state, t.now()
+		t.notify()
 	}
 	switch {
 	case state == tbgp.StateEstablished:
@@ -333,13 +350,19 @@ func (h *captureHandler) WithGroup(name string) slog.Handler {
 }
 
 // socketError shortens "dial tcp 10.0.0.2:179: connect: connection refused"
-// to "Socket: Connection refused", BIRD's wording.
+// to "Socket: Connection refused", BIRD's wording (the C library's text of
+// the errno). Go's own dial timeout, "i/o timeout", is what a wrong MD5 key
+// or a silent peer produces: it reads as ETIMEDOUT does, "Connection timed
+// out".
 func socketError(s string) string {
 	if i := strings.LastIndex(s, ": "); i >= 0 {
 		s = s[i+2:]
 	}
 	if s == "" {
 		return "Socket: error"
+	}
+	if s == "i/o timeout" {
+		s = "connection timed out"
 	}
 	r := []rune(s)
 	r[0] = unicode.ToUpper(r[0])
@@ -408,23 +431,63 @@ func (s *Speaker) peerStatus(ctx context.Context, withCounts bool) ([]tbgp.PeerS
 	return out, nil
 }
 
+// countsCache is the last count of accepted and advertised routes and
+// what it was computed from.
+type countsCache struct {
+	counts map[netip.Addr]routeCounts
+	at     time.Time
+	// gen and received are the change counters and the routes received
+	// per peer when the count began: while they are the same, nothing the
+	// count depends on has changed.
+	gen      countsGen
+	received map[netip.Addr]uint64
+	// walked is how many paths the count visited.
+	walked int
+}
+
+// countsGen are the counters of what route counts depend on: best-path
+// events (learned and originated routes), filter generations and session
+// changes. Paths that are accepted but not best show in the routes
+// received per peer instead.
+type countsGen struct{ rib, policy, sessions uint64 }
+
+func (s *Speaker) countsGen() countsGen {
+	return countsGen{rib: s.rib.gen.Load(), policy: s.policyGen.Load(), sessions: s.peers.gen.Load()}
+}
+
+// bigTable is the number of paths from which a count is worth reusing
+// while routes keep changing.
+const bigTable = 10000
+
 // routeCounts counts, per peer, the received paths the import filter let
 // through and the paths advertised to it. GoBGP's own "accepted" counter
 // ignores policy; the paths a filter let through are the ones in the
 // Loc-RIB (best or not), so one walk of it counts every peer at once. (A
 // filtered walk of each Adj-RIB-In would also do, but GoBGP re-stamps the
 // shared paths while doing it, racing its own event watchers.) Advertised
-// runs the export filter over the table. Both are O(routes): the result is
-// cached for StatusCacheTime.
+// runs the export filter over the table. Both are O(routes), so the last
+// count is reused while nothing it depends on changed, and, in a table of
+// bigTable paths or more that keeps changing (100k routes arriving), for
+// StatusCacheTime. A small table is recounted after any change: a count
+// that lags what the peer sent ("1 received, 0 accepted") is a wrong
+// answer, not a cheap one.
 func (s *Speaker) routeCounts(ctx context.Context, live map[netip.Addr]*api.Peer) map[netip.Addr]routeCounts {
-	s.mu.Lock()
-	if s.counts != nil && time.Since(s.countsAt) < s.opts.StatusCacheTime {
-		c := s.counts
-		s.mu.Unlock()
-		return c
+	received := map[netip.Addr]uint64{}
+	for a, p := range live {
+		for _, af := range p.GetAfiSafis() {
+			received[a] += af.GetState().GetReceived()
+		}
 	}
-	srv := s.srv
+	gen := s.countsGen()
+	s.mu.Lock()
+	last, srv := s.counts, s.srv
 	s.mu.Unlock()
+	if last.counts != nil {
+		unchanged := last.gen == gen && maps.Equal(last.received, received)
+		if unchanged || (last.walked >= bigTable && time.Since(last.at) < s.opts.StatusCacheTime) {
+			return last.counts
+		}
+	}
 	counts := map[netip.Addr]routeCounts{}
 	if srv == nil {
 		return counts
@@ -440,9 +503,11 @@ func (s *Speaker) routeCounts(ctx context.Context, live map[netip.Addr]*api.Peer
 		}
 		counts[a.Unmap()] = c
 	})
+	walked := 0
 	for _, f := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
 		_ = srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(_ bgp.NLRI, paths []*apiutil.Path) {
 			for _, p := range paths {
+				walked++
 				if !p.PeerAddress.IsValid() || p.Withdrawal {
 					continue
 				}
@@ -457,7 +522,7 @@ func (s *Speaker) routeCounts(ctx context.Context, live map[netip.Addr]*api.Peer
 		})
 	}
 	s.mu.Lock()
-	s.counts, s.countsAt = counts, time.Now()
+	s.counts = countsCache{counts: counts, at: time.Now(), gen: gen, received: received, walked: walked}
 	s.mu.Unlock()
 	return counts
 }

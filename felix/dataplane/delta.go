@@ -56,8 +56,11 @@ func (r *Reconciler) reconcileRoutesDelta(want map[netip.Prefix]Route, links *li
 		}
 		nr := toNetlink(route, ifindex)
 		var err error
-		sameKey := had && desiredKey(old) == desiredKey(route)
-		if sameKey {
+		key := desiredKey(route)
+		sameKey := had && desiredKey(old) == key
+		// A kept route of the previous run at this key is ours: replace it.
+		replace := sameKey || r.kept[key]
+		if replace {
 			err = r.nl.RouteReplace(nr)
 		} else {
 			// Exclusive: a route of someone else at that key is refused by
@@ -74,14 +77,15 @@ func (r *Reconciler) reconcileRoutesDelta(want map[netip.Prefix]Route, links *li
 			fail("replace", err)
 			continue
 		}
-		if sameKey {
+		if replace {
 			replaced++
 		} else {
 			added++
-			if had {
-				moved = append(moved, old)
-			}
 		}
+		if had && !sameKey {
+			moved = append(moved, old)
+		}
+		delete(r.kept, key) // wanted now, and in reached
 		done = append(done, dst)
 	}
 	var gone []Route

@@ -37,6 +37,12 @@ type Reconciler struct {
 	// apply succeeded in full. Only then may an Incremental apply skip the
 	// dump.
 	trusted bool
+	// kept are the remote routes of a previous run that the last full
+	// apply left in place (KeepRemoteRoutes) without wanting them, by
+	// kernel key. They are ours but not in last: an incremental apply
+	// that wants their key replaces them (an exclusive add would fail as
+	// if another owner held the prefix).
+	kept map[routeKey]bool
 }
 
 type ifaceConfig struct {
@@ -54,6 +60,7 @@ func NewReconciler(nl Netlink, sys Sysctls, log *slog.Logger) *Reconciler {
 		configured: map[string]ifaceConfig{},
 		ifNames:    map[int]string{},
 		last:       NewState(),
+		kept:       map[routeKey]bool{},
 	}
 }
 
@@ -233,6 +240,7 @@ func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, keepRemote boo
 
 	var errs []error
 	var added, replaced, deleted, kept int
+	clear(r.kept)
 	// What happened at each key holding a desired route: matched keys keep
 	// the matching route and lose any extra copy of ours; written keys are
 	// never pruned in this pass, because the route there was overwritten in
@@ -313,6 +321,7 @@ func (r *Reconciler) reconcileRoutes(want map[netip.Prefix]Route, keepRemote boo
 			}
 			if _, listed := settled[key]; keepRemote && !listed && k.Type == unix.RTN_UNICAST && k.Gw != nil {
 				kept++ // a remote route of the previous run, until BGP has synced
+				r.kept[key] = true
 				continue
 			}
 			if err := r.nl.RouteDel(deleteRequest(k)); err != nil && !deleteGone(err) {

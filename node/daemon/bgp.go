@@ -25,7 +25,8 @@ type bgpCell struct {
 	// remoteRoutesPresent says whether routes learned by a previous run are
 	// in the kernel (nil: assume not).
 	remoteRoutesPresent func() (bool, error)
-	// readyInterval is how often readiness is re-evaluated.
+	// readyInterval is how often readiness is re-evaluated at the least;
+	// it follows session changes as they happen.
 	readyInterval time.Duration
 
 	c      *controller.Controller
@@ -63,17 +64,9 @@ func (c *bgpCell) Start(context.Context) error {
 	}()
 	go func() {
 		defer c.wg.Done()
-		t := time.NewTicker(c.readyInterval)
-		defer t.Stop()
-		for {
-			ready, detail := c.c.Ready(ctx)
-			rep.Report(true, ready, detail)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		// Event-driven (session changes, the end of the start-up grace);
+		// readyInterval is only the safety net.
+		c.c.WatchReadiness(ctx, c.readyInterval, func(ready bool, detail string) { rep.Report(true, ready, detail) })
 	}()
 	c.log.Info("BGP controller started", "restarting", restarting)
 	return nil

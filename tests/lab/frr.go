@@ -30,7 +30,8 @@ type FRRNeighbor struct {
 	Password string
 	// ASOverride replaces the neighbor's AS with ours in what we send it:
 	// the AS-per-rack model, where every node of a rack shares one AS and
-	// would otherwise drop its rack mates' routes as a loop.
+	// would otherwise drop its rack mates' routes as a loop. Such a
+	// neighbor is also made "solo" (its own update group, see bgpdConf).
 	ASOverride bool
 	// DefaultOriginate sends the neighbor a default route.
 	DefaultOriginate bool
@@ -54,6 +55,19 @@ type FRRConfig struct {
 // "frr defaults datacenter" gives short timers and no
 // ebgp-requires-policy; both are also spelled out so a change of FRR's
 // profiles cannot silently make eBGP exchange nothing.
+//
+// A neighbor with as-override is "solo". FRR builds one UPDATE per update
+// group and applies as-override with the AS of the group's first peer;
+// its update groups (FRR 8.4, Debian 12's) do not split peers by remote
+// AS, so with one router
+// standing in for every rack's ToR, nodes of several rack ASes share a
+// group. A node of another rack than the first peer's then got its rack
+// mates' blocks with its own AS still in the path, and its speaker
+// dropped them as AS loops, as BIRD would: the lab's "rack mate's block
+// sometimes never reaches the kernel", depending on which node connected
+// first. Solo gives each such neighbor its own group (a real ToR serves
+// one rack, one AS), and keeps a node's own block from being sent back to
+// it, as a one-peer group never does.
 var bgpdConf = template.Must(template.New("bgpd").Parse(`frr defaults datacenter
 hostname {{.Hostname}}
 log file {{.Dir}}/bgpd.log informational
@@ -69,6 +83,9 @@ router bgp {{.AS}}
 {{- range .Neighbors}}
  neighbor {{.Addr}} remote-as {{.AS}}
  neighbor {{.Addr}} timers connect 2
+{{- if .ASOverride}}
+ neighbor {{.Addr}} solo
+{{- end}}
 {{- if .Password}}
  neighbor {{.Addr}} password {{.Password}}
 {{- end}}

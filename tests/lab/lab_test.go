@@ -102,6 +102,12 @@ func TestFRRConfigParses(t *testing.T) {
 	if err != nil || strings.Contains(lower, "no such command") || strings.Contains(lower, "unknown command") || strings.Contains(lower, "error") {
 		t.Fatalf("bgpd rejects the rendered configuration: %v\n%s\n%s", err, out, conf)
 	}
+	// A neighbor with as-override gets an update group of its own (see
+	// bgpdConf; TestToRAnyJoinOrder shows what happens without); the
+	// route reflector client does not need one.
+	if !strings.Contains(conf, "neighbor 10.99.0.10 solo\n") || strings.Contains(conf, "neighbor 10.99.0.11 solo") {
+		t.Fatalf("as-override neighbors must be solo, and only they:\n%s", conf)
+	}
 }
 
 func TestBIRDProtocolsParse(t *testing.T) {

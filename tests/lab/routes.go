@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -357,6 +358,9 @@ func (l *Lab) WaitRoutes(ctx context.Context, limit time.Duration) error {
 		}
 		if err := waitFor(ctx, left, func() error { return l.CheckRoutes(ctx, n) }); err != nil {
 			errs = append(errs, err)
+			if s := bgpCounts(ctx, n); s != "" {
+				errs = append(errs, errors.New(s))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -374,4 +378,25 @@ func joinLines(errs []error) error {
 		b.WriteString(e.Error())
 	}
 	return fmt.Errorf("%s", b.String())
+}
+
+// bgpCounts describes n's BGP sessions with their route counts, for a
+// node whose kernel lacks a route: fewer routes accepted than received
+// means the speaker dropped some (an import filter, or an AS loop), which
+// no log line says.
+func bgpCounts(ctx context.Context, n *Node) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	st, err := n.Status(ctx)
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range st.GetPeers() {
+		parts = append(parts, fmt.Sprintf("%s %s, %d received, %d accepted", p.GetAddress(), p.GetState(), p.GetRoutesReceived(), p.GetRoutesAccepted()))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  %s's BGP peers: %s", n.Name, strings.Join(parts, "; "))
 }

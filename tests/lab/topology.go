@@ -91,8 +91,8 @@ func (l *Lab) Deploy(ctx context.Context) error {
 	if err := l.WaitRoutes(ctx, routesLimit); err != nil {
 		return err
 	}
-	// Readiness last: it lags the sessions (the agent re-evaluates it on
-	// a timer), and nothing above needs it.
+	// Readiness last: nothing above needs it (the agent re-evaluates it
+	// as sessions change, so by now it normally holds).
 	l.log.Info("waiting for every calico-node to report ready")
 	for _, n := range l.Nodes {
 		if err := n.WaitReady(ctx, startLimit); err != nil {
@@ -222,15 +222,17 @@ func (l *Lab) ToRConfig() FRRConfig {
 		return cfg
 	}
 	for _, n := range l.Nodes {
-		cfg.Neighbors = append(cfg.Neighbors, FRRNeighbor{
-			Addr:             n.IP,
-			AS:               n.AS,
-			Password:         l.Opts.ToRPassword,
-			ASOverride:       true,
-			DefaultOriginate: !l.Opts.NoToRDefaultRoute,
-		})
+		cfg.Neighbors = append(cfg.Neighbors, RackNeighbor(n.IP, n.AS, l.Opts.ToRPassword, !l.Opts.NoToRDefaultRoute))
 	}
 	return cfg
+}
+
+// RackNeighbor is how the ToR peers with a member of a rack in the tor
+// topology: eBGP with the rack's AS, as-override so that rack mates, which
+// share one AS, accept each other's routes, the MD5 key (empty: none) and
+// optionally a default route.
+func RackNeighbor(addr netip.Addr, rackAS uint32, password string, defaultRoute bool) FRRNeighbor {
+	return FRRNeighbor{Addr: addr, AS: rackAS, Password: password, ASOverride: true, DefaultOriginate: defaultRoute}
 }
 
 // ExpectedPeers are the sessions node n must have in the lab's topology

@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tabbynet/tabby/internal/spawn"
 )
 
 // Proc is a process the lab started inside one of its namespaces. It is
@@ -25,35 +25,6 @@ type Proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // exit status, set before done is closed
-}
-
-// spawner starts every child from one goroutine locked to its own thread
-// for the life of the process. The parent-death signal fires when the
-// thread that forked the child exits, not the process; a thread the Go
-// runtime retires would kill children early, this one is never retired.
-var spawner struct {
-	once sync.Once
-	reqs chan spawnReq
-}
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: see spawner
-			for r := range spawner.reqs {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
-	spawner.reqs <- r
-	return <-r.err
 }
 
 // startProc runs argv inside namespace n with env (PATH is added), output
@@ -74,7 +45,7 @@ func (e *env) startProc(n *NetNS, name string, argv []string, env []string, logP
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// `ip netns exec` execs the program after setns, so the PID is the
 	// program's own.
-	if err := spawn(cmd); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tabbynet/tabby/cni-plugin/agent"
 	"github.com/tabbynet/tabby/datastore"
 	"github.com/tabbynet/tabby/datastore/etcd/etcdtest"
+	"github.com/tabbynet/tabby/internal/spawn"
 	"github.com/tabbynet/tabby/internal/testutil"
 	"github.com/tabbynet/tabby/ipam"
 )
@@ -300,7 +301,7 @@ func (n *Node) StartNoWait() error {
 	// parent-death signal; spawn (spawn.go) forks from a thread that lives
 	// as long as the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		logf.Close()
 		return fmt.Errorf("start calico-node of %s: %w", n.Name, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"github.com/tabbynet/tabby/api/agentpb"
 	"github.com/tabbynet/tabby/datastore/etcd/etcdtest"
 	"github.com/tabbynet/tabby/felix/dataplane"
+	"github.com/tabbynet/tabby/internal/tcpfwd"
 	"github.com/tabbynet/tabby/internal/testutil"
 )
 
@@ -139,45 +139,8 @@ func forwardEtcd(t *testing.T, n ns.NetNS, target string) {
 	if err != nil {
 		t.Fatalf("etcd forwarder: %v", err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns[in], conns[out] = true, true
-			mu.Unlock()
-			wg.Add(2)
-			pipe := func(a, b net.Conn) {
-				defer wg.Done()
-				_, _ = io.Copy(a, b)
-				a.Close()
-				b.Close()
-			}
-			go pipe(in, out)
-			go pipe(out, in)
-		}
-	}()
+	fwd := tcpfwd.Serve(ln, target)
+	t.Cleanup(func() { fwd.Close() })
 }
 
 // newHosts makes two host namespaces joined by a veth cable on 10.99.0.0/24.

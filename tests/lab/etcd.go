@@ -3,16 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/tabbynet/tabby/datastore"
 	"github.com/tabbynet/tabby/datastore/backend"
 	"github.com/tabbynet/tabby/datastore/etcd"
+	"github.com/tabbynet/tabby/internal/tcpfwd"
 )
 
 // EtcdPort is where the fabric forwards etcd for the nodes.
@@ -65,57 +64,7 @@ func (e *env) forward(fab *Fabric, target string) error {
 	}); err != nil {
 		return fmt.Errorf("listen for etcd in the fabric namespace: %w", err)
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]struct{}{}
-	)
-	track := func(c net.Conn, add bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if add {
-			conns[c] = struct{}{}
-		} else {
-			delete(conns, c)
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(c, true)
-			track(up, true)
-			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
-				defer wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-				track(dst, false)
-				track(src, false)
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-	e.push("stop the etcd forwarder", func() error {
-		err := ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-		return err
-	})
+	fwd := tcpfwd.Serve(ln, target)
+	e.push("stop the etcd forwarder", fwd.Close)
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tabbynet/tabby/datastore"
 	"github.com/tabbynet/tabby/datastore/etcd/etcdtest"
 	"github.com/tabbynet/tabby/internal/spawn"
+	"github.com/tabbynet/tabby/internal/tcpfwd"
 	"github.com/tabbynet/tabby/internal/testutil"
 	"github.com/tabbynet/tabby/ipam"
 )
@@ -89,55 +90,8 @@ func (l *Lab) forwardEtcd(target string) {
 	if err != nil {
 		l.T.Fatalf("listen for etcd in the fabric namespace: %v", err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	track := func(c net.Conn, add bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if add {
-			conns[c] = true
-		} else {
-			delete(conns, c)
-		}
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			track(c, true)
-			track(up, true)
-			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
-				defer wg.Done()
-				io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-				track(dst, false)
-				track(src, false)
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-	l.T.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	fwd := tcpfwd.Serve(ln, target)
+	l.T.Cleanup(func() { fwd.Close() })
 }
 
 // Node is one calico-node in its own network namespace.
